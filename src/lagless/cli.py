@@ -1,0 +1,131 @@
+"""The ``lagless`` command line: one parser per subcommand, user errors as one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lagless import __version__
+from lagless.config import add_config_arguments, build_config, load_config_json
+from lagless.errors import LaglessError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the problem, then exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _train_parser(sub) -> None:
+    from lagless.realtime.ppo_config import PPOConfig
+
+    p = sub.add_parser(
+        "train", help="train a real-time (pipelined) agent with PPO",
+        description="Train a real-time agent with PPO. Every option can also come from "
+                    "--config FILE.json; flags override the file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", metavar="FILE.json", help="load options from a JSON config")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint "
+                   "(flags such as --total-steps may extend it)")
+    add_config_arguments(p, PPOConfig)
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from lagless.realtime.ppo import train
+    from lagless.realtime.ppo_config import PPOConfig
+    from lagless.realtime.run_files import read_run_config
+
+    if args.resume:
+        base = vars(read_run_config(args.resume)).copy()
+        base["run_dir"] = args.resume
+        config = build_config(PPOConfig, args, base)
+        if config.run_dir != args.resume:
+            raise LaglessError("--resume and --run-dir name different folders: give only --resume DIR")
+    else:
+        base = load_config_json(args.config, PPOConfig) if args.config else None
+        config = build_config(PPOConfig, args, base)
+    result = train(config.validate(), resume=bool(args.resume))
+    recent = result.episode_returns[-max(1, len(result.episode_returns) // 10):]
+    summary = f"mean return of the last {len(recent)} episodes {sum(recent) / len(recent):.2f}, " if recent else ""
+    print(f"done: {result.global_step} steps, {summary}{result.sps:,.0f} steps/s; run in {result.run_dir}")
+    return 0
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained agent, with its delays",
+                       description="Run a trained agent for N episodes; print and write DIR/eval.json.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="DIR", help="run directory made by 'lagless train'")
+    p.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to run")
+    p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint folder (default: the newest)")
+    p.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
+    p.add_argument("--seed", type=int, default=None, metavar="X", help="environment seed (default: run seed + 10000)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> int:
+    from lagless.realtime.evaluate import evaluate
+
+    s = evaluate(args.run_dir, episodes=args.episodes, checkpoint=args.checkpoint,
+                 greedy=args.greedy, seed=args.seed)
+    print(f"{s['arch']} on {s['env']} at step {s['step']} (delay {s['actor_min_delay']}..{s['actor_max_delay']}): "
+          f"{s['episodes']} episodes, return mean {s['mean']:.2f} std {s['std']:.2f} "
+          f"min {s['min']:.2f} max {s['max']:.2f}; written to {args.run_dir}/eval.json")
+    return 0
+
+
+def _demo_parser(sub) -> None:
+    p = sub.add_parser("demo", help="skip + last actions vs chain on MinAtar Breakout, side by side",
+                       description="Train a 'skip' agent with last-action augmentation and a 'chain' agent "
+                                   "of the same depth on MinAtar Breakout at tau 1, one per CPU core, then "
+                                   "print a table and write a comparison plot.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=400_000, metavar="S", help="agent steps per agent")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="where the two runs and the plot go")
+    p.add_argument("--seed", type=int, default=1, metavar="X", help="random seed")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from lagless.realtime.demo import run_demo
+
+    run_demo(args.out, steps=args.steps, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="lagless", description="Agents that act fast on small hardware.")
+    parser.add_argument("--version", action="version", version=f"lagless {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    _train_parser(sub)
+    _eval_parser(sub)
+    _demo_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except LaglessError as e:
+        print(f"lagless {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"lagless {args.command}: interrupted; progress up to the last checkpoint is saved "
+              "(continue with 'lagless train --resume DIR')", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Real-time agents: pipelined networks with per-layer delay, trained with PPO."""
+
+from lagless.realtime.architectures import (
+    ARCHITECTURES,
+    build_network,
+    make_actor,
+    register_architecture,
+)
+from lagless.realtime.observations import ObsLayout
+from lagless.realtime.recurrent import UNBOUNDED_DELAY
+
+__all__ = [
+    "ARCHITECTURES",
+    "UNBOUNDED_DELAY",
+    "ObsLayout",
+    "build_network",
+    "make_actor",
+    "register_architecture",
+]

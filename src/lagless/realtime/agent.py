@@ -1,0 +1,55 @@
+"""An actor (possibly delayed) and its critic, built from a ``PPOConfig`` and the env's spaces."""
+
+from __future__ import annotations
+
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.distributions import Categorical
+
+from lagless.errors import LaglessError
+from lagless.realtime.architectures import build_network, make_actor
+from lagless.realtime.ppo_config import PPOConfig
+
+
+class ActorCritic(nn.Module):
+    """Only the actor runs at deployment; the critic exists for training.
+
+    With ``critic="instant"`` the critic is an ordinary network on the current observation
+    (asymmetric actor-critic, as in Anokhin et al.); with ``"delayed"`` it has the actor's
+    architecture and therefore its delay.
+    """
+
+    def __init__(self, config: PPOConfig, observation_space: spaces.Space, action_space: spaces.Space):
+        super().__init__()
+        if not isinstance(action_space, spaces.Discrete):
+            raise LaglessError(f"PPO in lagless needs a Discrete action space, {config.env} has {action_space}")
+        self.actor = make_actor(config.arch, observation_space, action_space,
+                                layers=config.layers, hidden=config.hidden)
+        critic_arch = "instant" if config.critic == "instant" else config.arch
+        self.critic = build_network(critic_arch, observation_space, 1, layers=config.layers,
+                                    hidden=config.hidden, head_std=1.0)
+        self.layout = self.actor.layout
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def initial_state(self, batch_size: int):
+        return self.actor.initial_state(batch_size), self.critic.initial_state(batch_size)
+
+    @torch.no_grad()
+    def act(self, x: torch.Tensor, state, episode_start: torch.Tensor, greedy: bool = False):
+        """One step for a batch of flat observations: (action, log-prob, value, new state)."""
+        actor_state, critic_state = state
+        logits, actor_state = self.actor(x, actor_state, episode_start)
+        value, critic_state = self.critic(x, critic_state, episode_start)
+        dist = Categorical(logits=logits)
+        action = logits.argmax(-1) if greedy else dist.sample()
+        return action, dist.log_prob(action), value.squeeze(-1), (actor_state, critic_state)
+
+    def evaluate_sequence(self, x, actions, state, episode_start):
+        """Log-probs, entropies and values for a ``[T, B]`` block of stored steps."""
+        actor_state, critic_state = state
+        logits, _ = self.actor.forward_sequence(x, actor_state, episode_start)
+        values, _ = self.critic.forward_sequence(x, critic_state, episode_start)
+        dist = Categorical(logits=logits)
+        return dist.log_prob(actions), dist.entropy(), values.squeeze(-1)

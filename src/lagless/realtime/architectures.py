@@ -1,0 +1,148 @@
+"""The registry of actor architectures, and ``make_actor``.
+
+Extend lagless by registering a name: ``@register_architecture("mine")`` on a function
+``(layout, layers, hidden, out_dim, head_std) -> nn.Module`` whose module has
+``initial_state``, ``forward(obs, state, episode_start)``, ``forward_sequence``,
+``reset_state``, ``min_delay`` and ``max_delay``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from gymnasium import spaces
+from torch import nn
+
+from lagless.errors import LaglessError
+from lagless.realtime.observations import ObsLayout
+from lagless.realtime.pipelined import PipelinedNet
+from lagless.realtime.recurrent import LSTMNet
+from lagless.realtime.stages import ConvStage, HeadStage, LinearStage
+
+Builder = Callable[[ObsLayout, int, int, int, float], nn.Module]
+ARCHITECTURES: dict[str, Builder] = {}
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_architecture(name: str, description: str = ""):
+    """Decorator: make a network builder available under ``name``."""
+
+    def wrap(fn: Builder) -> Builder:
+        ARCHITECTURES[name] = fn
+        DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        return fn
+
+    return wrap
+
+
+def check_architecture(name: str) -> None:
+    if name not in ARCHITECTURES:
+        raise LaglessError(f"unknown architecture '{name}': choose one of {', '.join(ARCHITECTURES)}")
+
+
+def _hidden_stage(layout: ObsLayout, index: int, in_dim: int, hidden: int) -> nn.Module:
+    """Hidden stage ``index``: one convolution if it is the first and reads only the image."""
+    if index == 1 and layout.image_shape is not None and in_dim == layout.flat_dim:
+        return ConvStage(layout)
+    return LinearStage(in_dim, hidden)
+
+
+def _build(layout, layers, hidden, out_dim, head_std, *, sources, residual, delayed):
+    """Build stages whose input widths follow from ``sources`` (computed stage by stage)."""
+    dims = [layout.flat_dim]
+    stages: list[nn.Module] = []
+    for i in range(1, layers + 1):
+        in_dim = sum(dims[j] for j in sources[i - 1])
+        if i < layers:
+            stage = _hidden_stage(layout, i, in_dim, hidden)
+        else:
+            stage = HeadStage(in_dim, out_dim, head_std)
+        stages.append(stage)
+        dims.append(stage.out_dim)
+    # residual only where the widths match
+    residual = [r and dims[i] == dims[i + 1] for i, r in enumerate(residual)]
+    return PipelinedNet(layout, stages, sources, residual, delayed=delayed)
+
+
+def _chain_sources(layers: int) -> list[list[int]]:
+    return [[i - 1] for i in range(1, layers + 1)]
+
+
+def _skip_sources(layers: int) -> list[list[int]]:
+    return _chain_sources(layers)[:-1] + [list(range(layers))]
+
+
+@register_architecture("instant", "ordinary feed-forward network, no delay (reference)")
+def build_instant(layout, layers, hidden, out_dim, head_std):
+    return _build(layout, layers, hidden, out_dim, head_std, sources=_chain_sources(layers),
+                  residual=[False] * layers, delayed=False)
+
+
+@register_architecture("chain", "pipelined: each layer reads the layer below from the previous step")
+def build_chain(layout, layers, hidden, out_dim, head_std):
+    return _build(layout, layers, hidden, out_dim, head_std, sources=_chain_sources(layers),
+                  residual=[False] * layers, delayed=True)
+
+
+@register_architecture("skip", "pipelined; the head also reads the observation and every layer")
+def build_skip(layout, layers, hidden, out_dim, head_std):
+    return _build(layout, layers, hidden, out_dim, head_std, sources=_skip_sources(layers),
+                  residual=[False] * layers, delayed=True)
+
+
+@register_architecture("obs_to_all", "pipelined; the observation is fed into every layer")
+def build_obs_to_all(layout, layers, hidden, out_dim, head_std):
+    sources = [[0]] + [[i - 1, 0] for i in range(2, layers + 1)]
+    return _build(layout, layers, hidden, out_dim, head_std, sources=sources,
+                  residual=[False] * layers, delayed=True)
+
+
+@register_architecture("res_skip", "skip with residual connections between hidden layers")
+def build_res_skip(layout, layers, hidden, out_dim, head_std):
+    residual = [i >= 2 and i < layers for i in range(1, layers + 1)]
+    return _build(layout, layers, hidden, out_dim, head_std, sources=_skip_sources(layers),
+                  residual=residual, delayed=True)
+
+
+@register_architecture("lstm", "ordinary recurrent network (LSTM), no delay (reference)")
+def build_lstm(layout, layers, hidden, out_dim, head_std):
+    if layers < 2:
+        raise LaglessError("architecture 'lstm' needs --layers >= 2 (encoder layers + LSTM + head)")
+    encoder: list[nn.Module] = []
+    in_dim = layout.flat_dim
+    for i in range(1, layers - 1):
+        encoder.append(_hidden_stage(layout, i, in_dim, hidden))
+        in_dim = encoder[-1].out_dim
+    return LSTMNet(layout, encoder, hidden, HeadStage(hidden, out_dim, head_std))
+
+
+def output_dim(action_space: spaces.Space) -> int:
+    if isinstance(action_space, spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, spaces.Box):
+        return int(math.prod(action_space.shape))
+    raise LaglessError(f"action space {action_space} is not supported: use Discrete or Box")
+
+
+def build_network(arch: str, observation_space: spaces.Space, out_dim: int, *, layers: int,
+                  hidden: int, head_std: float = 1.0) -> nn.Module:
+    """A network of a registered architecture with ``out_dim`` outputs (e.g. 1 for a critic)."""
+    check_architecture(arch)
+    if layers < 1:
+        raise LaglessError(f"--layers must be >= 1, got {layers}")
+    if hidden < 1:
+        raise LaglessError(f"--hidden must be >= 1, got {hidden}")
+    layout = ObsLayout.from_space(observation_space)
+    return ARCHITECTURES[arch](layout, layers, hidden, out_dim, head_std)
+
+
+def make_actor(arch: str, observation_space: spaces.Space, action_space: spaces.Space, *,
+               layers: int, hidden: int) -> nn.Module:
+    """An actor network: logits for Discrete actions, the action mean for Box actions.
+
+    ``layers`` counts every stage including the output head; in a pipelined architecture
+    each stage adds one step of delay (see ``lagless.realtime.pipelined``).
+    """
+    return build_network(arch, observation_space, output_dim(action_space), layers=layers,
+                         hidden=hidden, head_std=0.01)

@@ -1,0 +1,67 @@
+"""An ordinary recurrent (LSTM) actor: the reference for agents with memory and no delay."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lagless.realtime.observations import ObsLayout
+
+UNBOUNDED_DELAY = 2**31 - 1  # max_delay of a network with memory: any past observation counts
+
+
+class LSTMNet(nn.Module):
+    """Encoder stages, one LSTM cell, then the head; all computed within the step (delay 0).
+
+    State is ``(h, c)``; ``episode_start`` zeroes it before the step, so nothing from a
+    previous episode leaks into a new one.
+    """
+
+    min_delay = 0
+    max_delay = UNBOUNDED_DELAY
+
+    def __init__(self, layout: ObsLayout, encoder: list[nn.Module], hidden: int, head: nn.Module):
+        super().__init__()
+        self.layout = layout
+        self.encoder = nn.Sequential(*encoder)
+        in_dim = encoder[-1].out_dim if encoder else layout.flat_dim
+        self.cell = nn.LSTMCell(in_dim, hidden)
+        for name, p in self.cell.named_parameters():
+            if "bias" in name:
+                nn.init.zeros_(p)
+            else:
+                nn.init.orthogonal_(p, 1.0)
+        self.head = head
+        self.hidden = hidden
+        self.out_dim = head.out_dim
+        self.delays = [0]
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu"):
+        z = torch.zeros(batch_size, self.hidden, device=device)
+        return (z, z.clone())
+
+    @staticmethod
+    def reset_state(state, episode_start: torch.Tensor):
+        keep = (~episode_start.bool()).float().unsqueeze(-1)
+        return tuple(s * keep for s in state)
+
+    def forward(self, obs, state, episode_start: torch.Tensor | None = None):
+        x = self.layout.flatten(obs, batch_dims=1, device=self._device())
+        starts = None if episode_start is None else episode_start.reshape(1, -1)
+        out, state = self.forward_sequence(x.unsqueeze(0), state, starts)
+        return out[0], state
+
+    def forward_sequence(self, obs, state, episode_start: torch.Tensor | None = None):
+        x = self.layout.flatten(obs, batch_dims=2, device=self._device())
+        feats = self.encoder(x)  # no recurrence in the encoder: all steps at once
+        h, c = state
+        outs = []
+        for t in range(x.shape[0]):
+            if episode_start is not None:
+                h, c = self.reset_state((h, c), episode_start[t].to(x.device))
+            h, c = self.cell(feats[t], (h, c))
+            outs.append(h)
+        return self.head(torch.stack(outs)), (h, c)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -1,0 +1,73 @@
+"""The layers ("stages") that a network is built from: one stage fires once per agent step.
+
+A convolutional stage runs exactly one convolution, so a pipelined CNN never runs several
+convolutions in series within one step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lagless.realtime.observations import ObsLayout
+
+CONV_CHANNELS = 16  # MinAtar's reference network: one 3x3 conv with 16 channels
+
+
+def init_linear(layer: nn.Linear, std: float = math.sqrt(2.0)) -> nn.Linear:
+    """Orthogonal weights and zero bias, as in CleanRL's PPO."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class LinearStage(nn.Module):
+    """A dense layer with ReLU: ``relu(W x + b)``."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.linear = init_linear(nn.Linear(in_dim, out_dim))
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(x))
+
+
+class ConvStage(nn.Module):
+    """One 3x3 convolution over the image part of a flat observation; extras pass through.
+
+    Output: ``[relu(conv(image)) flattened | extras]``.
+    """
+
+    def __init__(self, layout: ObsLayout, channels: int = CONV_CHANNELS):
+        super().__init__()
+        assert layout.image_shape is not None
+        self.layout = layout
+        h, w, c = layout.image_shape
+        self.conv = nn.Conv2d(c, channels, kernel_size=3, padding=1)
+        nn.init.orthogonal_(self.conv.weight, math.sqrt(2.0))
+        nn.init.zeros_(self.conv.bias)
+        self.out_dim = channels * h * w + layout.extra_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w, c = self.layout.image_shape
+        lead = x.shape[:-1]
+        image = x[..., : self.layout.image_dim].reshape(-1, h, w, c).permute(0, 3, 1, 2)
+        feats = torch.relu(self.conv(image)).reshape(*lead, -1)
+        if self.layout.extra_dim == 0:
+            return feats
+        return torch.cat([feats, x[..., self.layout.image_dim :]], dim=-1)
+
+
+class HeadStage(nn.Module):
+    """The output layer: logits, an action mean, or a value. Small init for policies."""
+
+    def __init__(self, in_dim: int, out_dim: int, std: float):
+        super().__init__()
+        self.linear = init_linear(nn.Linear(in_dim, out_dim), std)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
