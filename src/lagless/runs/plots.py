@@ -72,7 +72,7 @@ def _save(fig: Figure, out_png: str | os.PathLike[str]) -> Path:
 
 
 def _label_axes(ax, key: str, title: str) -> None:
-    ax.set_xlabel("environment step")
+    ax.set_xlabel("agent step (summed over environments)")
     ax.set_ylabel(key.rsplit("/", 1)[-1].replace("_", " "))
     if title:
         ax.set_title(title)
