@@ -148,3 +148,27 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     steps = read_metrics(run / "metrics.csv")["step"]
     assert steps[-1] == total and np.all(np.diff(steps) > 0)  # no duplicated rows after the resume
     assert Path(run / "returns.png").exists()
+
+
+def _rows(csv):
+    try:
+        return len(csv.read_text().splitlines()) - 1
+    except OSError:
+        return 0
+
+
+def test_terminated_run_saves_a_checkpoint_and_exits_130(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lagless.cli", "train", "--env", ENV, "--run-dir", str(run), *TINY,
+           "--total-steps", "100000", "--checkpoint-every", "100000", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and _rows(run / "metrics.csv") < 1:  # training has started
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "--resume" in err and "Traceback" not in err
+    saved = list_checkpoints(run)
+    assert saved and 0 < int(saved[-1].name.split("_")[-1]) < 100000
