@@ -36,13 +36,13 @@ class ActorCritic(nn.Module):
     def initial_state(self, batch_size: int):
         return self.actor.initial_state(batch_size), self.critic.initial_state(batch_size)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, x: torch.Tensor, state, episode_start: torch.Tensor, greedy: bool = False):
         """One step for a batch of flat observations: (action, log-prob, value, new state)."""
         actor_state, critic_state = state
         logits, actor_state = self.actor(x, actor_state, episode_start)
         value, critic_state = self.critic(x, critic_state, episode_start)
-        dist = Categorical(logits=logits)
+        dist = Categorical(logits=logits, validate_args=False)
         action = logits.argmax(-1) if greedy else dist.sample()
         return action, dist.log_prob(action), value.squeeze(-1), (actor_state, critic_state)
 
@@ -51,5 +51,5 @@ class ActorCritic(nn.Module):
         actor_state, critic_state = state
         logits, _ = self.actor.forward_sequence(x, actor_state, episode_start)
         values, _ = self.critic.forward_sequence(x, critic_state, episode_start)
-        dist = Categorical(logits=logits)
+        dist = Categorical(logits=logits, validate_args=False)
         return dist.log_prob(actions), dist.entropy(), values.squeeze(-1)

@@ -84,7 +84,8 @@ def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
                     last_actions=config.last_actions, obs_history=config.obs_history,
                     seed=config.seed, max_episode_frames=config.max_episode_frames)
     agent = ActorCritic(config, envs.single_observation_space, envs.single_action_space)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
+    # fused: one kernel per parameter; PyTorch otherwise picks a per-tensor loop on CPU (4x slower)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5, fused=True)
 
     N, T = config.num_envs, config.rollout_steps
     batch = N * T

@@ -38,7 +38,7 @@ class LinearStage(nn.Module):
 class ConvStage(nn.Module):
     """One 3x3 convolution over the image part of a flat observation; extras pass through.
 
-    Output: ``[relu(conv(image)) flattened | extras]``.
+    Output: ``[relu(conv(image)) flattened in HWC order | extras]``.
     """
 
     def __init__(self, layout: ObsLayout, channels: int = CONV_CHANNELS):
@@ -54,8 +54,10 @@ class ConvStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w, c = self.layout.image_shape
         lead = x.shape[:-1]
+        # the HWC image viewed as NCHW is channels-last memory: the conv keeps that layout, and
+        # flattening its output in HWC order is then a view, not a copy
         image = x[..., : self.layout.image_dim].reshape(-1, h, w, c).permute(0, 3, 1, 2)
-        feats = torch.relu(self.conv(image)).reshape(*lead, -1)
+        feats = torch.relu(self.conv(image)).permute(0, 2, 3, 1).reshape(*lead, -1)
         if self.layout.extra_dim == 0:
             return feats
         return torch.cat([feats, x[..., self.layout.image_dim :]], dim=-1)
