@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lagless.realtime.module_device import DeviceAware
 from lagless.realtime.observations import ObsLayout
 
 State = tuple[torch.Tensor, ...]
@@ -41,7 +42,7 @@ def _delays(sources: list[list[int]], residual: list[bool], delayed: bool) -> li
     return sorted(reg[-1])
 
 
-class PipelinedNet(nn.Module):
+class PipelinedNet(DeviceAware):
     """A feed-forward graph of stages with per-stage delay (or none, for ``instant``).
 
     ``sources[i-1]`` lists the registers that stage ``i`` reads (concatenated in that order);
@@ -89,11 +90,27 @@ class PipelinedNet(nn.Module):
 
     # -- compute -----------------------------------------------------------------------
     def forward(self, obs, state: State, episode_start: torch.Tensor | None = None):
-        """One step: ``obs`` is ``[B, ...]`` (or a dict of those); returns ``(out [B, out], state)``."""
-        x = self.layout.flatten(obs, batch_dims=1, device=self._device())
-        starts = None if episode_start is None else episode_start.reshape(1, -1)
-        out, new_state = self.forward_sequence(x.unsqueeze(0), state, starts)
-        return out[0], new_state
+        """One step: ``obs`` is ``[B, ...]`` (or a dict of those); returns ``(out [B, out], state)``.
+
+        Same result as ``forward_sequence`` with T = 1, without its shifting and copying.
+        """
+        x = self.layout.flatten(obs, batch_dims=1, device=self.device)
+        if not self.delayed:
+            return self._instant(x), ()
+        if episode_start is not None:
+            state = self.reset_state(state, episode_start.to(x.device))
+        outs: list[torch.Tensor] = []
+        for i, (stage, src, res) in enumerate(zip(self.stages, self.sources, self.residual), 1):
+            y = stage(_cat([state[j] for j in src]))
+            outs.append(y + state[i - 1] if res else y)
+        return outs[-1], (x, *outs[:-1])
+
+    def _instant(self, x: torch.Tensor) -> torch.Tensor:
+        regs = [x]
+        for stage, src, res in zip(self.stages, self.sources, self.residual):
+            y = stage(_cat([regs[j] for j in src]))
+            regs.append(y + regs[-1] if res else y)
+        return regs[-1]
 
     def forward_sequence(self, obs, state: State, episode_start: torch.Tensor | None = None):
         """A whole sequence: ``obs`` is ``[T, B, ...]``, ``episode_start`` is ``[T, B]``.
@@ -101,13 +118,9 @@ class PipelinedNet(nn.Module):
         Returns ``(out [T, B, out], state after the last step)``; identical to T calls of
         ``forward``.
         """
-        x = self.layout.flatten(obs, batch_dims=2, device=self._device())
+        x = self.layout.flatten(obs, batch_dims=2, device=self.device)
         if not self.delayed:
-            regs = [x]
-            for stage, src, res in zip(self.stages, self.sources, self.residual):
-                y = stage(_cat([regs[j] for j in src]))
-                regs.append(y + regs[-1] if res else y)
-            return regs[-1], ()
+            return self._instant(x), ()
         keep = None
         if episode_start is not None:
             keep = (~episode_start.to(x.device).bool()).float().unsqueeze(-1)  # [T, B, 1]
@@ -126,9 +139,6 @@ class PipelinedNet(nn.Module):
             seqs.append(y + prev(i - 1) if res else y)
         new_state = tuple(s[-1] for s in seqs[:-1])
         return seqs[-1], new_state
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
 
 
 def _cat(parts: list[torch.Tensor]) -> torch.Tensor:

@@ -203,6 +203,7 @@ def _ppo_update(agent, optimizer, config, start_state, buf_x, buf_starts, buf_ac
     N = config.num_envs
     per_mb = N // config.num_minibatches
     stats = {"policy": [], "value": [], "entropy": [], "kl": [], "clipfrac": []}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for _ in range(config.update_epochs):
         perm = torch.randperm(N)
         for m in range(config.num_minibatches):
@@ -217,7 +218,7 @@ def _ppo_update(agent, optimizer, config, start_state, buf_x, buf_starts, buf_ac
             loss = pg_loss - config.ent_coef * ent + config.vf_coef * v_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             for k, v in (("policy", pg_loss), ("value", v_loss), ("entropy", ent), ("kl", kl),
                          ("clipfrac", clipfrac)):

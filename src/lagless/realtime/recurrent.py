@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lagless.realtime.module_device import DeviceAware
 from lagless.realtime.observations import ObsLayout
 
 UNBOUNDED_DELAY = 2**31 - 1  # max_delay of a network with memory: any past observation counts
 
 
-class LSTMNet(nn.Module):
+class LSTMNet(DeviceAware):
     """Encoder stages, one LSTM cell, then the head; all computed within the step (delay 0).
 
     State is ``(h, c)``; ``episode_start`` zeroes it before the step, so nothing from a
@@ -46,13 +47,13 @@ class LSTMNet(nn.Module):
         return tuple(s * keep for s in state)
 
     def forward(self, obs, state, episode_start: torch.Tensor | None = None):
-        x = self.layout.flatten(obs, batch_dims=1, device=self._device())
+        x = self.layout.flatten(obs, batch_dims=1, device=self.device)
         starts = None if episode_start is None else episode_start.reshape(1, -1)
         out, state = self.forward_sequence(x.unsqueeze(0), state, starts)
         return out[0], state
 
     def forward_sequence(self, obs, state, episode_start: torch.Tensor | None = None):
-        x = self.layout.flatten(obs, batch_dims=2, device=self._device())
+        x = self.layout.flatten(obs, batch_dims=2, device=self.device)
         feats = self.encoder(x)  # no recurrence in the encoder: all steps at once
         h, c = state
         outs = []
@@ -62,6 +63,3 @@ class LSTMNet(nn.Module):
             h, c = self.cell(feats[t], (h, c))
             outs.append(h)
         return self.head(torch.stack(outs)), (h, c)
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
