@@ -37,6 +37,21 @@ def test_train_every_architecture(arch, tmp_path, capsys):
     assert [p.name for p in list_checkpoints(run)][-1] == "step_000000000192"
 
 
+def test_delayed_critic_and_observation_history(tmp_path):
+    run = tmp_path / "run"
+    assert _train(run, "--arch", "obs_to_all", "--critic", "delayed", "--obs-history", "2",
+                  "--tau", "2", "--total-steps", "128") == 0
+    assert np.isfinite(read_metrics(run / "metrics.csv")["losses/value_loss"]).all()
+
+
+def test_time_limit_truncation_is_bootstrapped(tmp_path):
+    run = tmp_path / "run"
+    assert _train(run, "--max-episode-frames", "10", "--total-steps", "128", "--last-actions", "2") == 0
+    metrics = read_metrics(run / "metrics.csv")
+    assert np.nanmax(metrics["charts/episodic_length"]) <= 10
+    assert np.isfinite(metrics["losses/value_loss"]).all()
+
+
 def test_eval_writes_summary(tmp_path, capsys):
     run = tmp_path / "run"
     assert _train(run, "--arch", "skip", "--total-steps", "128") == 0

@@ -34,17 +34,26 @@ class ActorCritic(nn.Module):
         self.action_space = action_space
 
     def initial_state(self, batch_size: int):
+        """(actor state, critic state) at an episode start."""
         return self.actor.initial_state(batch_size), self.critic.initial_state(batch_size)
 
     @torch.inference_mode()
-    def act(self, x: torch.Tensor, state, episode_start: torch.Tensor, greedy: bool = False):
-        """One step for a batch of flat observations: (action, log-prob, value, new state)."""
-        actor_state, critic_state = state
+    def act(self, x: torch.Tensor, actor_state, episode_start: torch.Tensor, greedy: bool = False):
+        """One step of the actor for a batch of flat observations: (action, log-prob, new state).
+
+        The critic is not run here: it does not choose actions, so ``values`` computes it for a
+        whole rollout at once afterwards, with the same result and far fewer calls.
+        """
         logits, actor_state = self.actor(x, actor_state, episode_start)
-        value, critic_state = self.critic(x, critic_state, episode_start)
         dist = Categorical(logits=logits, validate_args=False)
         action = logits.argmax(-1) if greedy else dist.sample()
-        return action, dist.log_prob(action), value.squeeze(-1), (actor_state, critic_state)
+        return action, dist.log_prob(action), actor_state
+
+    @torch.inference_mode()
+    def values(self, x: torch.Tensor, critic_state, episode_start: torch.Tensor):
+        """Critic values for a ``[T, B]`` block of steps and the critic state after it."""
+        values, critic_state = self.critic.forward_sequence(x, critic_state, episode_start)
+        return values.squeeze(-1), critic_state
 
     def evaluate_sequence(self, x, actions, state, episode_start):
         """Log-probs, entropies and values for a ``[T, B]`` block of stored steps."""

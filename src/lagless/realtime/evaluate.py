@@ -46,13 +46,13 @@ def run_episodes(config: PPOConfig, agent: ActorCritic, episodes: int, *, seed: 
                     obs_history=config.obs_history, seed=seed,
                     max_episode_frames=config.max_episode_frames)
     obs, _ = envs.reset(seed=seed)
-    state = agent.initial_state(n)
+    state = agent.actor.initial_state(n)
     starts = torch.ones(n, dtype=torch.bool)
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
     returns, lengths = [], []
     done_count = np.zeros(n, dtype=np.int64)
     while (done_count < quota).any():
-        action, _, _, state = agent.act(agent.layout.flatten(obs), state, starts, greedy=greedy)
+        action, _, state = agent.act(agent.layout.flatten(obs), state, starts, greedy=greedy)
         obs, reward, terminated, truncated, _ = envs.step(action.numpy())
         ep_ret += reward
         ep_len += 1

@@ -54,23 +54,32 @@ def _select(state, idx):
     return tuple(tuple(t[idx] for t in part) for part in state)
 
 
-def _final_values(agent: ActorCritic, infos: dict, truncated: np.ndarray) -> torch.Tensor:
-    """Critic value of the last observation of truncated episodes (stateless critic only)."""
-    values = torch.zeros(len(truncated))
-    if not truncated.any() or agent.critic.initial_state(1):
-        return values  # a stateful critic cannot value a detached observation: treat as terminal
+def _truncated_final_obs(layout, infos: dict, truncated: np.ndarray) -> list[tuple[int, torch.Tensor]]:
+    """(env index, flat last observation) of the episodes cut by a time limit at this step."""
     final = infos.get("final_obs")
-    if final is None:
-        return values
-    for i in np.nonzero(truncated)[0]:
+    out = []
+    for i in np.nonzero(truncated)[0] if final is not None else []:
         obs_i = final[i]
         if isinstance(obs_i, dict):
-            x = agent.layout.flatten({k: np.asarray(v)[None] for k, v in obs_i.items()})
+            x = layout.flatten({k: np.asarray(v)[None] for k, v in obs_i.items()})
         else:
-            x = agent.layout.flatten(np.asarray(obs_i)[None])
-        with torch.no_grad():
-            values[i] = agent.critic(x, ())[0].squeeze()
-    return values
+            x = layout.flatten(np.asarray(obs_i)[None])
+        out.append((int(i), x[0]))
+    return out
+
+
+def _bootstrap_truncations(agent: ActorCritic, rewards: torch.Tensor, cut, gamma: float) -> None:
+    """Add gamma * V(last observation) to the reward of steps that a time limit cut short.
+
+    Only a stateless critic can value a lone observation; a delayed critic treats the cut as
+    an episode end.
+    """
+    if not cut or agent.critic.initial_state(1):
+        return
+    x = torch.stack([obs for _, _, obs in cut]).unsqueeze(0)
+    values, _ = agent.values(x, (), None)
+    for (t, i, _), v in zip(cut, values[0]):
+        rewards[t, i] += gamma * v
 
 
 def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
@@ -106,7 +115,7 @@ def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
     # a resumed run restarts its episodes; seed them from the step so they differ from the start
     obs, _ = envs.reset(seed=config.seed + global_step)
     layout = agent.layout
-    state = agent.initial_state(N)
+    actor_state, critic_state = agent.initial_state(N)
     starts = torch.ones(N, dtype=torch.bool)
     ep_return = np.zeros(N)
     ep_length = np.zeros(N, dtype=np.int64)
@@ -115,7 +124,6 @@ def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
     buf_starts = torch.zeros(T, N, dtype=torch.bool)
     buf_actions = torch.zeros(T, N, dtype=torch.long)
     buf_logprob = torch.zeros(T, N)
-    buf_values = torch.zeros(T, N)
     buf_rewards = torch.zeros(T, N)
     buf_dones = torch.zeros(T, N)
 
@@ -129,26 +137,24 @@ def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
             if config.anneal_lr:
                 frac = max(0.0, 1.0 - (update - 1) / num_updates)
                 optimizer.param_groups[0]["lr"] = frac * config.lr
-            start_state = _clone_state(state)
-            finished_returns, finished_lengths = [], []
+            start_state = _clone_state((actor_state, critic_state))
+            finished_returns, finished_lengths, cut = [], [], []
             for t in range(T):
                 x = layout.flatten(obs)
-                action, logprob, value, state = agent.act(x, state, starts)
+                action, logprob, actor_state = agent.act(x, actor_state, starts)
                 obs, reward, terminated, truncated, infos = envs.step(action.numpy())
                 reward = np.asarray(reward, dtype=np.float64)
                 done = np.logical_or(terminated, truncated)
                 ep_return += reward
                 ep_length += 1
-                boot = reward.copy()
                 if truncated.any():
                     trunc_only = np.logical_and(truncated, np.logical_not(terminated))
-                    boot += config.gamma * _final_values(agent, infos, trunc_only).numpy()
+                    cut += [(t, i, o) for i, o in _truncated_final_obs(layout, infos, trunc_only)]
                 buf_x[t] = x
                 buf_starts[t] = starts
                 buf_actions[t] = action
                 buf_logprob[t] = logprob
-                buf_values[t] = value
-                buf_rewards[t] = torch.as_tensor(boot, dtype=torch.float32)
+                buf_rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
                 buf_dones[t] = torch.as_tensor(done, dtype=torch.float32)
                 starts = torch.as_tensor(done)
                 for i in np.nonzero(done)[0]:
@@ -158,8 +164,10 @@ def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
                 ep_length[done] = 0
             global_step += batch
 
-            with torch.no_grad():
-                _, _, next_value, _ = agent.act(layout.flatten(obs), _clone_state(state), starts)
+            # the critic, for the whole rollout at once (it did not take part in acting)
+            buf_values, critic_state = agent.values(buf_x, critic_state, buf_starts)
+            next_value = agent.values(layout.flatten(obs)[None], critic_state, starts[None])[0][0]
+            _bootstrap_truncations(agent, buf_rewards, cut, config.gamma)
             advantages, returns = gae(buf_rewards, buf_values, buf_dones, next_value,
                                       config.gamma, config.gae_lambda)
             losses = _ppo_update(agent, optimizer, config, start_state, buf_x, buf_starts,
