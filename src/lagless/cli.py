@@ -41,7 +41,7 @@ def _train_parser(sub) -> None:
 def _cmd_train(args) -> int:
     from lagless.realtime.ppo import train
     from lagless.realtime.ppo_config import PPOConfig
-    from lagless.realtime.run_files import read_run_config
+    from lagless.realtime.run_files import default_run_dir, read_run_config
 
     if args.resume:
         base = vars(read_run_config(args.resume)).copy()
@@ -52,7 +52,12 @@ def _cmd_train(args) -> int:
     else:
         base = load_config_json(args.config, PPOConfig) if args.config else None
         config = build_config(PPOConfig, args, base)
-    result = train(config.validate(), resume=bool(args.resume))
+    config.validate()
+    if not config.run_dir:
+        config.run_dir = str(default_run_dir(config))
+    print(f"{'resuming' if args.resume else 'training'} {config.arch} on {config.env}; run directory "
+          f"{config.run_dir} (TensorBoard: tensorboard --logdir {config.run_dir})", flush=True)
+    result = train(config, resume=bool(args.resume))
     recent = result.episode_returns[-max(1, len(result.episode_returns) // 10):]
     summary = f"mean return of the last {len(recent)} episodes {sum(recent) / len(recent):.2f}, " if recent else ""
     print(f"done: {result.global_step} steps, {summary}{result.sps:,.0f} steps/s; run in {result.run_dir}")
