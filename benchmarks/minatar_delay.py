@@ -1,0 +1,369 @@
+"""MinAtar delay benchmark: instant vs chain vs skip (+last action) vs lstm, 4 layers, tau 1.
+
+Runs the five MinAtar games x four actor architectures, one training run at a time, and merges
+each finished run into ``benchmarks/results/minatar_delay.json`` as soon as it ends, so that the
+table can be filled over several sittings::
+
+    python benchmarks/minatar_delay.py --env Breakout --arch all --seeds 1
+    python benchmarks/minatar_delay.py --skip-done            # everything not yet in the file
+
+An interrupted run (its folder under ``--runs-root`` exists) is resumed from its last
+checkpoint. ``final_return`` is computed from ``RUN/metrics.csv``: the mean return of the
+training episodes that finished in the last 10% of the run's agent steps (per-update means
+weighted by their episode counts), which is the same for fresh and resumed runs.
+
+After each run (and at start) ``benchmarks/results/minatar_delay.md`` is regenerated from the
+JSON. ``--report-only`` just regenerates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVS = (
+    "MinAtar/Asterix-v1",
+    "MinAtar/Breakout-v1",
+    "MinAtar/Freeway-v1",
+    "MinAtar/Seaquest-v1",
+    "MinAtar/SpaceInvaders-v1",
+)
+# arch -> last actions appended to the observation
+ARCHS = {"instant": 0, "chain": 0, "skip": 1, "lstm": 0}
+LAYERS = 4
+TAU = 1
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "minatar_delay.json"
+DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "minatar_delay"
+KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "seed", "steps")
+FULL_COMMAND = "python benchmarks/minatar_delay.py --env all --arch all --seeds 1 --skip-done"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}"
+
+
+def resolve_envs(values: list[str]) -> list[str]:
+    if not values or "all" in values:
+        return list(ENVS)
+    out = []
+    for v in values:
+        hits = [e for e in ENVS if e == v or e.split("/")[1].split("-")[0].lower() == v.lower()
+                or e.split("/")[1].lower() == v.lower()]
+        if len(hits) != 1:
+            sys.exit(f"unknown --env '{v}': choose from all, "
+                     + ", ".join(e.split("/")[1].split("-")[0] for e in ENVS) + " (or full ids)")
+        if hits[0] not in out:
+            out.append(hits[0])
+    return out
+
+
+def resolve_archs(values: list[str]) -> list[str]:
+    if not values or "all" in values:
+        return list(ARCHS)
+    for v in values:
+        if v not in ARCHS:
+            sys.exit(f"unknown --arch '{v}': choose from all, {', '.join(ARCHS)}")
+    return [a for a in ARCHS if a in values]
+
+
+def record_key(rec: dict) -> tuple:
+    return tuple(rec[k] for k in KEY_FIELDS)
+
+
+def load_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return json.loads(text) if text.strip() else []
+
+
+def merge_record(path: Path, rec: dict) -> None:
+    from lagless.runs import atomic_write_json
+
+    records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
+    records.append(rec)
+    records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
+                                else 99, r["arch"], r["seed"], r["steps"]))
+    atomic_write_json(path, records)
+
+
+def run_dir_for(runs_root: Path, env: str, arch: str, seed: int, steps: int) -> Path:
+    game = env.split("/")[-1]
+    return runs_root / f"{game}-{arch}-L{LAYERS}-t{TAU}-k{ARCHS[arch]}-s{seed}-n{steps}"
+
+
+def final_return_from_metrics(run_dir: Path) -> tuple[float, int, int]:
+    """(mean return, episodes, last step) over episodes ending in the last 10% of steps."""
+    from lagless.runs import read_metrics
+
+    m = read_metrics(run_dir / "metrics.csv")
+    steps = m["step"]
+    last = float(steps.max())
+    sel = steps > 0.9 * last
+    ret = m["charts/episodic_return"][sel]
+    n = m["charts/episodes"][sel]
+    ok = (n > 0) & ~np.isnan(ret)  # updates in which episodes ended
+    total = float(n[ok].sum())
+    if total == 0:
+        return math.nan, 0, int(last)
+    return float((ret[ok] * n[ok]).sum() / total), int(total), int(last)
+
+
+def last_sps(run_dir: Path) -> float:
+    from lagless.runs import read_metrics
+
+    m = read_metrics(run_dir / "metrics.csv")
+    sps = m["charts/sps"]
+    sps = sps[~np.isnan(sps)]
+    return float(sps[-1]) if len(sps) else math.nan
+
+
+# ------------------------------------------------------------------ one run
+
+
+def run_one(env: str, arch: str, seed: int, steps: int, runs_root: Path, out: Path,
+            progress: bool) -> dict:
+    from lagless.realtime.ppo import train
+    from lagless.realtime.ppo_config import PPOConfig
+
+    rdir = run_dir_for(runs_root, env, arch, seed, steps)
+    resume = (rdir / "config.json").exists()
+    config = PPOConfig(env=env, arch=arch, layers=LAYERS, tau=TAU, last_actions=ARCHS[arch],
+                       seed=seed, total_steps=steps, run_dir=str(rdir), progress=progress,
+                       threads=1)
+    print(f"[minatar_delay] {'resuming' if resume else 'starting'} {env} {arch} seed {seed} "
+          f"steps {steps} -> {rdir}", flush=True)
+    t0 = time.perf_counter()
+    result = train(config, resume=resume)
+    wall = time.perf_counter() - t0
+    final, episodes, last = final_return_from_metrics(rdir)
+    sps = result.sps if result.sps > 0 else last_sps(rdir)
+    rec = {
+        "env": env, "arch": arch, "layers": LAYERS, "tau": TAU, "last_actions": ARCHS[arch],
+        "seed": seed, "steps": steps, "final_return": final, "sps": round(sps, 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+    merge_record(out, rec)
+    print(f"[minatar_delay] done {env} {arch} seed {seed}: final_return {final:.3f} "
+          f"({episodes} episodes in steps > {0.9 * last:.0f}), {sps:.0f} steps/s, "
+          f"{wall / 60:.1f} min{' (resumed)' if resume else ''}", flush=True)
+    return rec
+
+
+# ------------------------------------------------------------------ report
+
+
+def _mean(xs):
+    xs = [x for x in xs if not math.isnan(x)]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def write_report(out: Path, md: Path, steps: int, command: str) -> None:
+    from lagless.runs import atomic_write_text
+
+    recs = [r for r in load_records(out)
+            if r["layers"] == LAYERS and r["tau"] == TAU and r["steps"] == steps
+            and r["arch"] in ARCHS and r["last_actions"] == ARCHS[r["arch"]]]
+    cell: dict[tuple[str, str], list[float]] = {}
+    for r in recs:
+        cell.setdefault((r["env"], r["arch"]), []).append(r["final_return"])
+    means = {k: _mean(v) for k, v in cell.items()}
+    sps = {}
+    for r in recs:
+        sps.setdefault(r["arch"], []).append(r["sps"])
+    archs = list(ARCHS)
+    label = {"instant": "instant", "chain": "chain", "skip": "skip +1 action", "lstm": "lstm"}
+
+    lines = [
+        "# MinAtar: real-time delay benchmark",
+        "",
+        (f"PPO (lagless defaults: 16 envs x 128 rollout steps), {LAYERS} layers, tau {TAU}, "
+         f"{steps:,} agent steps per run; `skip` gets the last executed action "
+         "(last_actions=1), the others get none."),
+        "",
+        ("`final_return`: mean return of the training episodes that ended in the last 10% of "
+         "the run's agent steps (from `RUN/metrics.csv`: per-update `charts/episodic_return` "
+         "weighted by `charts/episodes`). Cells: mean over seeds (n = seeds); `-` = not run "
+         "yet."),
+        "",
+        "| game | " + " | ".join(label[a] for a in archs) + " |",
+        "|---|" + "---:|" * len(archs),
+    ]
+    for env in ENVS:
+        row = [env.split("/")[1]]
+        for a in archs:
+            v = cell.get((env, a))
+            row.append(f"{means[(env, a)]:.2f} (n={len(v)})" if v else "-")
+        lines.append("| " + " | ".join(row) + " |")
+
+    # normalised by instant per game
+    norm: dict[str, dict[str, float]] = {a: {} for a in archs}
+    for env in ENVS:
+        base = means.get((env, "instant"))
+        if base is None or math.isnan(base) or base == 0:
+            continue
+        for a in archs:
+            if (env, a) in means and not math.isnan(means[(env, a)]):
+                norm[a][env] = means[(env, a)] / base
+    row = ["**mean / instant**"]
+    for a in archs:
+        n = len(norm[a])
+        row.append(f"{_mean(norm[a].values()):.3f} ({n} game{'s' * (n != 1)})" if n else "-")
+    lines.append("| " + " | ".join(row) + " |")
+    row = ["steps/s (mean)"]
+    for a in archs:
+        row.append(f"{_mean(sps[a]):,.0f}" if a in sps else "-")
+    lines.append("| " + " | ".join(row) + " |")
+    lines += ["", ("Mean / instant: per game, the arch's mean return divided by instant's, "
+                   "then averaged over the games where both are done."), ""]
+
+    # the issue's goal
+    need = ("instant", "chain", "skip")
+    complete = [e for e in ENVS if all((e, a) in means for a in need)]
+    missing = [f"{e.split('/')[1]}/{a}" for e in ENVS for a in need if (e, a) not in means]
+    goal = ("**Goal** (skip with augmentation reaches at least 90% of instant's mean return "
+            "and beats chain on average over the games): ")
+    if not complete:
+        goal += "not checkable yet: no game has instant, chain and skip all done."
+    else:
+        ok_games = [e for e in complete
+                    if means[(e, "instant")] != 0 and not math.isnan(means[(e, "instant")])]
+        s = _mean([means[(e, "skip")] / means[(e, "instant")] for e in ok_games])
+        c = _mean([means[(e, "chain")] / means[(e, "instant")] for e in ok_games])
+        raw_s = _mean([means[(e, "skip")] for e in complete])
+        raw_c = _mean([means[(e, "chain")] for e in complete])
+        met = s >= 0.9 and s > c
+        goal += (f"**{'MET' if met else 'NOT MET'}** on {len(complete)} of {len(ENVS)} games "
+                 f"({', '.join(e.split('/')[1] for e in complete)}): skip / instant = {s:.3f} "
+                 f"({'>=' if s >= 0.9 else '<'} 0.9), chain / instant = {c:.3f} "
+                 f"(skip {'beats' if s > c else 'does not beat'} chain; raw means skip "
+                 f"{raw_s:.2f} vs chain {raw_c:.2f}).")
+        if missing:
+            goal += " Provisional: missing " + ", ".join(missing) + "."
+    lines += [goal, ""]
+    todo = [f"{e.split('/')[1]}/{a}" for e in ENVS for a in archs if (e, a) not in means]
+    lines += [f"Cells not run yet: {', '.join(todo) if todo else 'none'}.", ""]
+
+    dates = sorted(r["date"] for r in recs)
+    machines = sorted({r["machine"] for r in recs})
+    lines += [
+        "## Reproduce",
+        "",
+        "Complete the table (one training at a time, 1 torch thread; interrupted runs resume):",
+        "",
+        "```",
+        f"{FULL_COMMAND}" + ("" if steps == 500_000 else f" --steps {steps}"),
+        "```",
+        "",
+        "Last command that updated this file (run or report):",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        (f"Machine: {'; '.join(machines) if machines else machine()} "
+         f"(this report written on: {machine()})."),
+        f"Runs dated {dates[0]} .. {dates[-1]}." if dates else "No runs yet.",
+        f"Report generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}.",
+        "",
+    ]
+    atomic_write_text(md, "\n".join(lines))
+
+
+# ------------------------------------------------------------------ main
+
+
+def previous_command(md: Path) -> str | None:
+    """The training command recorded in an existing report (kept by --report-only)."""
+    if not md.exists():
+        return None
+    lines = md.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Last command that updated") and i + 3 < len(lines):
+            return lines[i + 3]
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", nargs="+", default=["all"],
+                   help="games: all, or names like Breakout / MinAtar/Breakout-v1")
+    p.add_argument("--arch", nargs="+", default=["all"], help=f"all or {', '.join(ARCHS)}")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1])
+    p.add_argument("--steps", type=int, default=500_000, help="agent steps per run")
+    p.add_argument("--skip-done", action="store_true",
+                   help="skip runs whose record is already in the results file")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
+    p.add_argument("--md", type=Path, default=None,
+                   help="report (default: the results JSON with .md)")
+    p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report-only", action="store_true", help="only regenerate the report")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new run after this many minutes (the current one finishes)")
+    p.add_argument("--stop-file", type=Path, default=None,
+                   help="start no new run once this file exists")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    envs, archs = resolve_envs(args.env), resolve_archs(args.arch)
+    md = args.md or args.out.with_suffix(".md")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/minatar_delay.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.report_only:
+        command = previous_command(md) or command
+    write_report(args.out, md, args.steps, command.strip())
+    if args.report_only:
+        print(md.read_text())
+        return
+
+    t_start = time.monotonic()
+    for env in envs:
+        for arch in archs:
+            for seed in args.seeds:
+                if args.max_minutes is not None and time.monotonic() - t_start > 60 * args.max_minutes:
+                    print("[minatar_delay] --max-minutes reached: stopping", flush=True)
+                    return
+                if args.stop_file is not None and args.stop_file.exists():
+                    print(f"[minatar_delay] {args.stop_file} exists: stopping", flush=True)
+                    return
+                key = (env, arch, LAYERS, TAU, ARCHS[arch], seed, args.steps)
+                if args.skip_done and any(record_key(r) == key for r in load_records(args.out)):
+                    print(f"[minatar_delay] skip (done) {env} {arch} seed {seed}", flush=True)
+                    continue
+                run_one(env, arch, seed, args.steps, args.runs_root, args.out,
+                        not args.no_progress)
+                write_report(args.out, md, args.steps, command.strip())
+    print(f"[minatar_delay] results: {args.out}, report: {md}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
