@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -12,7 +14,7 @@ UNBOUNDED_DELAY = 2**31 - 1  # max_delay of a network with memory: any past obse
 
 
 class LSTMNet(DeviceAware):
-    """Encoder stages, one LSTM cell, then the head; all computed within the step (delay 0).
+    """Encoder stages, one LSTM layer, then the head; all computed within the step (delay 0).
 
     State is ``(h, c)``; ``episode_start`` zeroes it before the step, so nothing from a
     previous episode leaks into a new one.
@@ -26,8 +28,8 @@ class LSTMNet(DeviceAware):
         self.layout = layout
         self.encoder = nn.Sequential(*encoder)
         in_dim = encoder[-1].out_dim if encoder else layout.flat_dim
-        self.cell = nn.LSTMCell(in_dim, hidden)
-        for name, p in self.cell.named_parameters():
+        self.lstm = nn.LSTM(in_dim, hidden)
+        for name, p in self.lstm.named_parameters():
             if "bias" in name:
                 nn.init.zeros_(p)
             else:
@@ -57,9 +59,20 @@ class LSTMNet(DeviceAware):
         feats = self.encoder(x)  # no recurrence in the encoder: all steps at once
         h, c = state
         outs = []
-        for t in range(x.shape[0]):
+        # nn.LSTM runs a whole stretch of steps in one call; split only where an episode starts
+        for a, b in _segments(episode_start, x.shape[0]):
             if episode_start is not None:
-                h, c = self.reset_state((h, c), episode_start[t].to(x.device))
-            h, c = self.cell(feats[t], (h, c))
-            outs.append(h)
-        return self.head(torch.stack(outs)), (h, c)
+                h, c = self.reset_state((h, c), episode_start[a].to(x.device))
+            y, (h1, c1) = self.lstm(feats[a:b], (h.unsqueeze(0), c.unsqueeze(0)))
+            h, c = h1[0], c1[0]
+            outs.append(y)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return self.head(out), (h, c)
+
+
+def _segments(episode_start: torch.Tensor | None, T: int) -> list[tuple[int, int]]:
+    """[start, end) stretches of time in which episodes start, if at all, only at the first step."""
+    if episode_start is None or T == 1:
+        return [(0, T)]
+    later = torch.nonzero(episode_start[1:].reshape(T - 1, -1).any(dim=1)).flatten() + 1
+    return list(itertools.pairwise([0, *later.tolist(), T]))
