@@ -13,7 +13,7 @@ import pytest
 
 from lagless.cli import main
 from lagless.realtime import ARCHITECTURES
-from lagless.runs import list_checkpoints, read_metrics
+from lagless.runs import checkpoint_step, list_checkpoints, read_metrics
 
 ENV = "MinAtar/Breakout-v1"
 TINY = ["--num-envs", "2", "--rollout-steps", "32", "--num-minibatches", "1", "--update-epochs", "2",
@@ -154,12 +154,12 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert list_checkpoints(run), "no checkpoint appeared before the kill"
-    killed_at = int(list_checkpoints(run)[-1].name.split("_")[-1])
+    killed_at = checkpoint_step(list_checkpoints(run)[-1])
     assert killed_at < 100000
     # resume, with a smaller total so the test stays short
     total = killed_at + 128
     assert main(["train", "--resume", str(run), "--total-steps", str(total), "--no-progress"]) == 0
-    assert int(list_checkpoints(run)[-1].name.split("_")[-1]) == total
+    assert checkpoint_step(list_checkpoints(run)[-1]) == total
     steps = read_metrics(run / "metrics.csv")["step"]
     assert steps[-1] == total and np.all(np.diff(steps) > 0)  # no duplicated rows after the resume
     assert Path(run / "returns.png").exists()
@@ -186,4 +186,4 @@ def test_terminated_run_saves_a_checkpoint_and_exits_130(tmp_path):
     assert proc.returncode == 130
     assert "--resume" in err and "Traceback" not in err
     saved = list_checkpoints(run)
-    assert saved and 0 < int(saved[-1].name.split("_")[-1]) < 100000
+    assert saved and 0 < checkpoint_step(saved[-1]) < 100000

@@ -28,12 +28,12 @@ DEMO_AGENTS = {  # label -> train flags
 
 
 def _last_step(run_dir: Path) -> int:
-    csv = run_dir / "metrics.csv"
+    """The step of the newest metrics row, 0 before the first one (for the progress bars)."""
     try:
-        lines = csv.read_text().strip().splitlines()
-        return int(float(lines[-1].split(",")[0])) if len(lines) > 1 else 0
-    except (OSError, ValueError, IndexError):
+        steps = read_metrics(run_dir / "metrics.csv")["step"]
+    except LaglessError:
         return 0
+    return int(steps[-1]) if len(steps) else 0
 
 
 def run_demo(out: str | Path, *, steps: int = 400_000, seed: int = 1, layers: int = 4) -> list[dict]:

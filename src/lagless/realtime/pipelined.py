@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lagless.realtime.episode_state import reset_state
 from lagless.realtime.module_device import DeviceAware
 from lagless.realtime.observations import ObsLayout
 
@@ -82,11 +83,7 @@ class PipelinedNet(DeviceAware):
             return ()
         return tuple(torch.zeros(batch_size, d, device=device) for d in self.register_dims)
 
-    @staticmethod
-    def reset_state(state: State, episode_start: torch.Tensor) -> State:
-        """Zero the registers of the batch entries whose episode starts now."""
-        keep = (~episode_start.bool()).float().unsqueeze(-1)
-        return tuple(r * keep for r in state)
+    reset_state = staticmethod(reset_state)  # zero the registers where an episode starts
 
     # -- compute -----------------------------------------------------------------------
     def forward(self, obs, state: State, episode_start: torch.Tensor | None = None):

@@ -57,8 +57,10 @@ def _select(state, idx):
 def _truncated_final_obs(layout, infos: dict, truncated: np.ndarray) -> list[tuple[int, torch.Tensor]]:
     """(env index, flat last observation) of the episodes cut by a time limit at this step."""
     final = infos.get("final_obs")
+    if final is None:
+        return []
     out = []
-    for i in np.nonzero(truncated)[0] if final is not None else []:
+    for i in np.nonzero(truncated)[0]:
         obs_i = final[i]
         if isinstance(obs_i, dict):
             x = layout.flatten({k: np.asarray(v)[None] for k, v in obs_i.items()})

@@ -7,6 +7,7 @@ import itertools
 import torch
 from torch import nn
 
+from lagless.realtime.episode_state import reset_state
 from lagless.realtime.module_device import DeviceAware
 from lagless.realtime.observations import ObsLayout
 
@@ -43,10 +44,7 @@ class LSTMNet(DeviceAware):
         z = torch.zeros(batch_size, self.hidden, device=device)
         return (z, z.clone())
 
-    @staticmethod
-    def reset_state(state, episode_start: torch.Tensor):
-        keep = (~episode_start.bool()).float().unsqueeze(-1)
-        return tuple(s * keep for s in state)
+    reset_state = staticmethod(reset_state)  # zero (h, c) where an episode starts
 
     def forward(self, obs, state, episode_start: torch.Tensor | None = None):
         x = self.layout.flatten(obs, batch_dims=1, device=self.device)

@@ -21,6 +21,7 @@ from lagless.realtime.spaces_json import space_to_json
 from lagless.runs import (
     MetricsLogger,
     atomic_write_json,
+    checkpoint_step,
     latest_checkpoint,
     load_checkpoint,
     load_module_tensors,
@@ -93,13 +94,9 @@ def open_run(config: PPOConfig, *, resume: bool) -> RunFiles:
                            "or choose another --run-dir")
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path / "config.json", config_to_dict(config))
-    resume_step = _checkpoint_step(checkpoint) if checkpoint is not None else (0 if resume else None)
+    resume_step = checkpoint_step(checkpoint) if checkpoint is not None else (0 if resume else None)
     metrics = MetricsLogger(path, resume_step=resume_step, tensorboard=config.tensorboard)
     return RunFiles(path, config, metrics, checkpoint)
-
-
-def _checkpoint_step(checkpoint: Path) -> int:
-    return int(checkpoint.name.split("_")[-1])
 
 
 def save_training_state(run: RunFiles, agent, optimizer, step: int, update: int, recent_returns) -> Path:
