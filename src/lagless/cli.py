@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _eval_parser(sub)
     _demo_parser(sub)
+    from lagless.explain import cli as explain_cli
+    from lagless.explain import record_cli
+    from lagless.kdlora import cli as kdlora_cli
+
+    record_cli.add_parser(sub)
+    explain_cli.add_parser(sub)
+    kdlora_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Behaviour discovery in recorded trajectories and attribution of an agent's actions to them."""
