@@ -1,0 +1,101 @@
+"""The model each method trains: the full base model (fft), LoRA on it (lora), or a LoRA student (kd-lora).
+
+The student is either a pretrained model the user names or the base model with only some of
+its layers kept (DistilBERT's recipe: every other layer, initialised from the pretrained
+base, not from the fine-tuned teacher, so that LoRA and KD-LoRA start from the same kind of
+weights). Its vocabulary is optionally cut to the tokens the task's training texts use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lagless.errors import LaglessError
+from lagless.kdlora.config import KDLoRAConfig
+from lagless.kdlora.data import TextSplit
+from lagless.kdlora.lora import LoraSettings, apply_lora
+from lagless.kdlora.models import default_model_path, load_model, quiet_transformers
+from lagless.kdlora.student import (
+    check_same_family,
+    default_student_layers,
+    parse_layers,
+    student_from_layers,
+)
+from lagless.kdlora.tasks import TaskSpec
+from lagless.kdlora.vocab_trim import trim_vocabulary
+
+log = logging.getLogger(__name__)
+
+STUDENT_BASE_DIR = "student_base"
+
+
+@dataclass
+class BuiltModel:
+    model: object  # a transformers model, or a peft.PeftModel for the LoRA methods
+    tokenizer: object
+    name: str  # what the model was built from, for tables
+    base_dir: str  # a folder holding the untrained base, for the memory probe and the adapter
+    info: dict = field(default_factory=dict)
+
+
+def lora_settings(config: KDLoRAConfig) -> LoraSettings:
+    targets = config.split_names(config.lora_targets)
+    return LoraSettings(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                        targets=tuple(targets) if targets else None)
+
+
+def _load(name: str, task: TaskSpec):
+    return load_model(name, num_labels=task.num_labels, regression=task.is_regression,
+                      label_names=task.label_names)
+
+
+def _training_texts(train: TextSplit) -> list:
+    if train.texts_b is None:
+        return list(train.texts_a)
+    return list(zip(train.texts_a, train.texts_b, strict=True))
+
+
+def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir: Path,
+                  teacher_model) -> BuiltModel:
+    """The kd-lora student before LoRA, saved under ``RUN/student_base`` so it can be reloaded."""
+    info: dict = {}
+    if config.student_model:
+        student, tokenizer = _load(config.student_model, task)
+        name = config.student_model
+    else:
+        base = config.model or default_model_path()
+        full, tokenizer = _load(base, task)
+        depth = full.config.num_hidden_layers if hasattr(full.config, "num_hidden_layers") else full.config.n_layers
+        layers = parse_layers(config.student_layers) if config.student_layers else default_student_layers(depth)
+        student = student_from_layers(full, layers)
+        name = f"{Path(base).name if Path(base).exists() else base} layers {','.join(map(str, layers))}"
+        info["student_layers"] = layers
+    check_same_family(teacher_model, student, strict=not config.allow_other_family)
+    if config.trim_vocab:
+        student, tokenizer, trim_info = trim_vocabulary(student, tokenizer, _training_texts(train),
+                                                      progress=config.progress)
+        info["vocabulary"] = trim_info
+        name += f", vocab {trim_info['kept']}"
+    base_dir = run_dir / STUDENT_BASE_DIR
+    with quiet_transformers():
+        student.save_pretrained(base_dir)
+        tokenizer.save_pretrained(base_dir)
+    return BuiltModel(student, tokenizer, name, str(base_dir), info)
+
+
+def build_model(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir: Path,
+                teacher_model=None) -> BuiltModel:
+    """The trainable model of ``config.method``."""
+    if config.method == "kd-lora":
+        if teacher_model is None:
+            raise LaglessError("kd-lora needs the teacher model")
+        built = build_student(config, task, train, run_dir, teacher_model)
+    else:
+        base = config.model or default_model_path()
+        model, tokenizer = _load(base, task)
+        built = BuiltModel(model, tokenizer, Path(base).name if Path(base).exists() else base, base)
+    if config.method in ("lora", "kd-lora"):
+        built.model = apply_lora(built.model, lora_settings(config))
+    return built
