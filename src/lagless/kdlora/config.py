@@ -63,6 +63,7 @@ class KDLoRAConfig:
     temperature: float = option(2.0, "KD softmax temperature", metavar="T")
     alpha: float = option(0.5, "KD weight; 1 - alpha weighs the task loss", metavar="A")
     efficiency: bool = option(True, "measure parameters, peak training memory, latency and size")
+    latency_repeats: int = option(20, "timed batches for the latency median", metavar="N")
     seed: int = option(0, "random seed (subsamples, shuffling, LoRA and head initialisation)",
                        metavar="X")
     device: str = option("auto", "cpu, cuda or auto", metavar="DEV")
@@ -80,7 +81,7 @@ class KDLoRAConfig:
         if self.method == "kd-lora" and not self.teacher:
             raise LaglessError("kd-lora needs a teacher: pass --teacher DIR (the run folder of an "
                                "'fft' step), or use 'lagless kdlora run' for the whole pipeline")
-        for name in ("max_length", "batch_size", "lora_r", "lora_alpha"):
+        for name in ("max_length", "batch_size", "lora_r", "lora_alpha", "latency_repeats"):
             if getattr(self, name) < 1:
                 raise LaglessError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("train_limit", "dev_limit"):

@@ -123,7 +123,8 @@ def _efficiency(config: KDLoRAConfig, task: TaskSpec, built: BuiltModel, deploye
     train_len = int(np.ceil(np.percentile(train_lengths, 95)))
     dev_len = int(np.ceil(np.percentile(dev_lengths, 95)))
     deployed.eval()
-    latency = inference_latency(deployed, None, batch_size=LATENCY_BATCH, seq_len=dev_len, device=str(device))
+    latency = inference_latency(deployed, None, batch_size=LATENCY_BATCH, seq_len=dev_len,
+                                repeats=config.latency_repeats, device=str(device))
     peak = peak_train_memory_mb(built.base_dir, config.method, lora_settings(config),
                                 num_labels=task.num_labels, regression=task.is_regression,
                                 batch_size=config.batch_size, seq_len=train_len, device=str(device))
