@@ -46,6 +46,13 @@ def lora_settings(config: KDLoRAConfig) -> LoraSettings:
                         targets=tuple(targets) if targets else None)
 
 
+def display_name(name: str) -> str:
+    """A short model name for tables: the bundled default by its name, a local folder by its own."""
+    if name == default_model_path():
+        return "all-MiniLM-L6-v2"
+    return Path(name).name if Path(name).exists() else name
+
+
 def _load(name: str, task: TaskSpec):
     return load_model(name, num_labels=task.num_labels, regression=task.is_regression,
                       label_names=task.label_names)
@@ -70,7 +77,7 @@ def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_di
         depth = full.config.num_hidden_layers if hasattr(full.config, "num_hidden_layers") else full.config.n_layers
         layers = parse_layers(config.student_layers) if config.student_layers else default_student_layers(depth)
         student = student_from_layers(full, layers)
-        name = f"{Path(base).name if Path(base).exists() else base} layers {','.join(map(str, layers))}"
+        name = f"{display_name(base)} layers {','.join(map(str, layers))}"
         info["student_layers"] = layers
     check_same_family(teacher_model, student, strict=not config.allow_other_family)
     if config.trim_vocab:
@@ -95,7 +102,7 @@ def build_model(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir:
     else:
         base = config.model or default_model_path()
         model, tokenizer = _load(base, task)
-        built = BuiltModel(model, tokenizer, Path(base).name if Path(base).exists() else base, base)
+        built = BuiltModel(model, tokenizer, display_name(base), base)
     if config.method in ("lora", "kd-lora"):
         built.model = apply_lora(built.model, lora_settings(config))
     return built
