@@ -1,0 +1,75 @@
+"""Settings of behaviour discovery; one dataclass drives the CLI flags, the API and discover.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lagless.config import option
+from lagless.errors import LaglessError
+
+
+@dataclass
+class DiscoverConfig:
+    behaviours: int | None = option(
+        None, "number of behaviours to find; default: chosen by the largest eigengap", metavar="K")
+    max_behaviours: int = option(10, "most behaviours the eigengap may choose", metavar="K")
+    min_behaviour_fraction: float = option(
+        0.02, "behaviours with a smaller fraction of the steps are merged into the one they are "
+        "most connected to (not when --behaviours is given)", metavar="F")
+    similarity_weight: float = option(
+        0.5, "weight a of code-vector similarity in the code graph; 1 - a goes to transitions "
+        "between consecutive codes", metavar="A")
+    min_segment_length: int = option(
+        5, "runs of one label shorter than this are relabelled as their longer neighbour "
+        "within the episode (1: no smoothing)", metavar="S")
+    codebook_size: int = option(64, "entries in the VQ-VAE codebook", metavar="N")
+    window: int = option(32, "steps per encoder window (its causal context)", metavar="L")
+    label_overlap: int | None = option(
+        None, "steps of context a labelling window re-reads from the previous window, so that "
+        "early steps of a window are coded with history (0: disjoint windows; none: half the "
+        "window)", metavar="C")
+    horizon: int = option(
+        4, "future states the decoder predicts from a step's code and state (1: the next "
+        "state only); more makes codes tell apart what the agent goes on to do", metavar="H")
+    d_model: int = option(64, "transformer width", metavar="D")
+    layers: int = option(2, "transformer layers", metavar="N")
+    heads: int = option(4, "attention heads", metavar="H")
+    code_dim: int = option(32, "size of a code vector", metavar="D")
+    updates: int = option(1500, "training updates (each on a batch of random windows)", metavar="U")
+    batch_size: int = option(64, "windows per training batch", metavar="B")
+    label_batch_size: int = option(256, "windows per batch when coding every step", metavar="B")
+    lr: float = option(1e-3, "Adam learning rate", metavar="LR")
+    commitment: float = option(0.25, "weight of the commitment loss", metavar="BETA")
+    ema_decay: float = option(0.99, "decay of the EMA codebook", metavar="G")
+    threads: int = option(
+        1, "torch CPU threads while discovering; the model is small, so one thread is usually "
+        "fastest (more threads mostly wait on each other) and leaves other cores free", metavar="T")
+    seed: int = option(0, "random seed (discovery is deterministic for a seed)", metavar="X")
+    progress: bool = option(True, "show progress bars")
+    tensorboard: bool = option(False, "also write TensorBoard events next to metrics.csv")
+
+    def validate(self) -> None:
+        """Raise LaglessError naming the first setting that cannot work."""
+        checks = [
+            (self.behaviours is None or self.behaviours >= 1, f"--behaviours must be at least 1 (or left out to use the eigengap), got {self.behaviours}"),
+            (self.max_behaviours >= 2, "--max-behaviours must be at least 2"),
+            (0.0 <= self.min_behaviour_fraction < 1.0, "--min-behaviour-fraction must be in [0, 1)"),
+            (0.0 <= self.similarity_weight <= 1.0, f"--similarity-weight must be in [0, 1], got {self.similarity_weight}"),
+            (self.min_segment_length >= 1, "--min-segment-length must be at least 1"),
+            (self.codebook_size >= 2, f"--codebook-size must be at least 2, got {self.codebook_size}"),
+            (self.window >= 2, f"--window must be at least 2, got {self.window}"),
+            (self.label_overlap is None or 0 <= self.label_overlap < self.window,
+             f"--label-overlap must be in [0, window), got {self.label_overlap}"),
+            (self.d_model >= 1 and self.heads >= 1 and self.d_model % self.heads == 0,
+             "--d-model must be a positive multiple of --heads"),
+            (1 <= self.horizon < self.window, f"--horizon must be in [1, window), got {self.horizon}"),
+            (self.layers >= 1 and self.code_dim >= 1, "--layers and --code-dim must be at least 1"),
+            (self.updates >= 1, f"--updates must be at least 1, got {self.updates}"),
+            (self.batch_size >= 1 and self.label_batch_size >= 1, "batch sizes must be at least 1"),
+            (self.lr > 0 and self.commitment >= 0, "--lr must be positive and --commitment >= 0"),
+            (0.0 < self.ema_decay < 1.0, "--ema-decay must be in (0, 1)"),
+            (self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LaglessError(message)
