@@ -135,12 +135,20 @@ def _ru_maxrss() -> int:
 
 # --------------------------------------------------------------------------- hook: attribution
 def time_attribution(out_dir: str, data, source: str) -> dict | None:
-    """Coordinator's hook: time `lagless explain attribute` on OUT for a recorded dataset.
+    """Time `lagless explain attribute --recorded` on OUT (the agent's own recorded action
+    probabilities, 256 query states, default updates), dataset reload included.
 
-    Return a dict (e.g. {"attribute_s": ..., "peak_rss_mib": ...}) to record it next to the
-    discovery numbers; None records nothing. Left empty on purpose.
+    Returns None for a dataset without recorded ``policy_probs``.
     """
-    return None
+    from lagless.explain.attribute import attribute
+    from lagless.explain.datasets import load_extras
+
+    if "policy_probs" not in load_extras(source):
+        return None
+    began = time.perf_counter()
+    result = attribute(out_dir, recorded=True, progress=False)
+    return {"attribute_s": round(time.perf_counter() - began, 2), "queries": len(result["queries"]),
+            "policies_trained": 1 + 2 * int(result["num_behaviours"])}
 
 
 # --------------------------------------------------------------------------- driver
