@@ -13,6 +13,11 @@ from lagless.errors import LaglessError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+RESUME_HINTS = {
+    "train": "; progress up to the last checkpoint is saved (continue with 'lagless train --resume DIR')",
+    "demo": "; rerun 'lagless demo' to resume both runs from their checkpoints",
+    "kdlora": "; finished steps are kept (rerun the same 'lagless kdlora run' to continue)",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -148,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lagless {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"lagless {args.command}: interrupted; progress up to the last checkpoint is saved "
-              "(continue with 'lagless train --resume DIR')", file=sys.stderr)
+        print(f"lagless {args.command}: interrupted{RESUME_HINTS.get(args.command, '')}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
