@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import zipfile
 import zlib
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from lagless.errors import LaglessError
 from lagless.explain.episodes import EpisodeData
-from lagless.runs.atomic import fsync_dir
+from lagless.runs.atomic import atomic_write_with
 
 REQUIRED = ("observations", "actions", "rewards")
 # Our name first, then the D4RL name that means the same thing.
@@ -101,19 +100,7 @@ def write_npz(path: str | os.PathLike[str], data: EpisodeData,
     if data.final_observations is not None:
         arrays["final_observations"] = data.final_observations
     arrays.update(extras or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
+    return atomic_write_with(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def _json_default(value):
