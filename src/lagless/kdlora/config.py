@@ -28,8 +28,8 @@ class KDLoRAConfig:
     data: str | None = option(None, "GLUE folder (layout of ../shared/data/glue) or a CSV/TSV/JSONL "
                                     "file (default: the local GLUE files when present, else the "
                                     "Hugging Face hub)", metavar="PATH")
-    dev_data: str | None = option(None, "separate dev file when --data is a single file "
-                                        "(default: hold out 10%% of it)", metavar="FILE")
+    dev_data: str | None = option(None, "separate dev file when --data is a single file; "
+                                        "without it, 10%% of that file is held out", metavar="FILE")
     text_columns: str | None = option(None, "comma-separated text columns of a CSV/TSV/JSONL file",
                                       metavar="A[,B]")
     label_column: str | None = option(None, "label column of a CSV/TSV/JSONL file", metavar="NAME")

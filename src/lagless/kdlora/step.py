@@ -7,6 +7,7 @@ scores and the efficiency report), and the model: ``model/`` for fft (the teache
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -59,8 +60,7 @@ def exported_model_dir(run_dir: str | Path) -> Path:
 
 
 def read_step_result(run_dir: str | Path) -> dict | None:
-    import json
-
+    """A finished step's ``metrics.json`` record, or None when the step has not finished."""
     path = Path(run_dir) / METRICS_JSON
     if not path.exists():
         return None
