@@ -1,4 +1,4 @@
-"""MinAtar delay benchmark: instant vs chain vs skip (+last action) vs lstm, 4 layers, tau 1.
+"""MinAtar delay benchmark: instant vs chain vs skip (+last actions) vs lstm, 4 layers, tau 1.
 
 Runs the five MinAtar games x four actor architectures, one training run at a time, and merges
 each finished run into ``benchmarks/results/minatar_delay.json`` as soon as it ends, so that the
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+LAYERS = 4
 ENVS = (
     "MinAtar/Asterix-v1",
     "MinAtar/Breakout-v1",
@@ -39,9 +40,9 @@ ENVS = (
     "MinAtar/Seaquest-v1",
     "MinAtar/SpaceInvaders-v1",
 )
-# arch -> last actions appended to the observation
-ARCHS = {"instant": 0, "chain": 0, "skip": 1, "lstm": 0}
-LAYERS = 4
+# arch -> last actions appended to the observation (one per layer: a stage whose input is d <= L
+# steps old needs the d actions taken since); lagless feeds them to the dense layers undelayed
+ARCHS = {"instant": 0, "chain": 0, "skip": LAYERS, "lstm": 0}
 TAU = 1
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "minatar_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "minatar_delay"
@@ -162,6 +163,7 @@ def run_one(env: str, arch: str, seed: int, steps: int, runs_root: Path, out: Pa
     sps = result.sps if result.sps > 0 else last_sps(rdir)
     rec = {
         "env": env, "arch": arch, "layers": LAYERS, "tau": TAU, "last_actions": ARCHS[arch],
+        "fresh_actions": config.fresh_actions,
         "seed": seed, "steps": steps, "final_return": final, "sps": round(sps, 1),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -195,14 +197,15 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
     for r in recs:
         sps.setdefault(r["arch"], []).append(r["sps"])
     archs = list(ARCHS)
-    label = {"instant": "instant", "chain": "chain", "skip": "skip +1 action", "lstm": "lstm"}
+    label = {"instant": "instant", "chain": "chain", "skip": f"skip +{ARCHS['skip']} actions", "lstm": "lstm"}
 
     lines = [
         "# MinAtar: real-time delay benchmark",
         "",
         (f"PPO (lagless defaults: 16 envs x 128 rollout steps), {LAYERS} layers, tau {TAU}, "
-         f"{steps:,} agent steps per run; `skip` gets the last executed action "
-         "(last_actions=1), the others get none."),
+         f"{steps:,} agent steps per run; `skip` gets the last {ARCHS['skip']} executed actions "
+         "(last_actions, read undelayed by its dense layers and head: fresh_actions), the others "
+         "get none."),
         "",
         ("`final_return`: mean return of the training episodes that ended in the last 10% of "
          "the run's agent steps (from `RUN/metrics.csv`: per-update `charts/episodic_return` "

@@ -35,11 +35,13 @@ def _step(obs, t):
     return {k: v[t] for k, v in obs.items()} if isinstance(obs, dict) else obs[t]
 
 
-def _perturb(obs, t):
+def _perturb(obs, t, keys=None):
+    """``obs`` with step ``t`` changed (only the Dict parts in ``keys``, if given)."""
     obs = {k: v.clone() for k, v in obs.items()} if isinstance(obs, dict) else obs.clone()
     if isinstance(obs, dict):
-        for v in obs.values():
-            v[t] += 1.0
+        for key, v in obs.items():
+            if keys is None or key in keys:
+                v[t] += 1.0
     else:
         obs[t] += 1.0
     return obs
@@ -75,10 +77,36 @@ def test_one_observation_changes_exactly_the_outputs_its_delays_allow(arch, spac
     obs = _random_obs(space, T, 2, gen)
     base = _run_stepwise(net, obs)
     k = 3
-    changed = _changed_steps(base, _run_stepwise(net, _perturb(obs, k)))
+    # the environment's observation; the agent's own last actions are tested below
+    changed = _changed_steps(base, _run_stepwise(net, _perturb(obs, k, keys=("observation",))))
     assert changed == _expected_changed(net, k)
     # an observation seen at step t influences the output of step t only with delay 0
     assert (k in changed) == (net.min_delay == 0)
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_last_actions_reach_the_head_at_once_when_fresh(arch, fresh):
+    """The agent's own last actions: delay 0 with ``fresh_actions``, else the observation's."""
+    torch.manual_seed(0)
+    space = SPACES["dict"]
+    net = make_actor(arch, space, gym.spaces.Discrete(3), layers=LAYERS, hidden=16, fresh_actions=fresh)
+    obs = _random_obs(space, T, 2, torch.Generator().manual_seed(4))
+    k = 3
+    changed = _changed_steps(_run_stepwise(net, obs),
+                             _run_stepwise(net, _perturb(obs, k, keys=("last_actions",))))
+    pipelined = net.min_delay > 0
+    if not pipelined:
+        assert changed == _expected_changed(net, k)
+        return
+    if fresh:
+        # the dense stages and the head read them in the same step (delays 0..L-2); the conv
+        # only passes them on from register 0, so a chain has no path of delay L-1
+        assert net.action_delays == ([0, 1, 2, 4] if arch == "chain" else [0, 1, 2, 3, 4])
+    else:
+        assert net.action_delays == net.delays
+    assert changed == {k + d for d in net.action_delays}
+    assert (k in changed) == fresh
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
@@ -138,3 +166,15 @@ def test_box_action_space_gives_action_mean():
     net = make_actor("skip", SPACES["vector"], gym.spaces.Box(-1, 1, (2,)), layers=3, hidden=8)
     y, _ = net(torch.zeros(4, 6), net.initial_state(4))
     assert y.shape == (4, 2)
+
+
+def test_runs_made_before_fresh_actions_keep_their_delayed_actions(tmp_path):
+    """A config.json without the key is an older run: its head was built without fresh actions."""
+    import json
+
+    from lagless.realtime.run_files import read_run_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"env": "CartPole-v1", "last_actions": 1}))
+    assert read_run_config(tmp_path).fresh_actions is False
+    (tmp_path / "config.json").write_text(json.dumps({"env": "CartPole-v1", "fresh_actions": True}))
+    assert read_run_config(tmp_path).fresh_actions is True

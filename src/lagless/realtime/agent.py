@@ -25,10 +25,12 @@ class ActorCritic(nn.Module):
         if not isinstance(action_space, spaces.Discrete):
             raise LaglessError(f"PPO in lagless needs a Discrete action space, {config.env} has {action_space}")
         self.actor = make_actor(config.arch, observation_space, action_space,
-                                layers=config.layers, hidden=config.hidden)
+                                layers=config.layers, hidden=config.hidden,
+                                fresh_actions=config.fresh_actions)
         critic_arch = "instant" if config.critic == "instant" else config.arch
         self.critic = build_network(critic_arch, observation_space, 1, layers=config.layers,
-                                    hidden=config.hidden, head_std=1.0)
+                                    hidden=config.hidden, head_std=1.0,
+                                    fresh_actions=config.fresh_actions)
         self.layout = self.actor.layout
         self.observation_space = observation_space
         self.action_space = action_space

@@ -1,7 +1,7 @@
 """The registry of actor architectures, and ``make_actor``.
 
 Extend lagless by registering a name: ``@register_architecture("mine")`` on a function
-``(layout, layers, hidden, out_dim, head_std) -> nn.Module`` whose module has
+``(layout, layers, hidden, out_dim, head_std, fresh_actions) -> nn.Module`` whose module has
 ``initial_state``, ``forward(obs, state, episode_start)``, ``forward_sequence``,
 ``reset_state``, ``min_delay`` and ``max_delay``.
 """
@@ -20,7 +20,8 @@ from lagless.realtime.pipelined import PipelinedNet
 from lagless.realtime.recurrent import LSTMNet
 from lagless.realtime.stages import ConvStage, HeadStage, LinearStage
 
-Builder = Callable[[ObsLayout, int, int, int, float], nn.Module]
+Builder = Callable[[ObsLayout, int, int, int, float, bool], nn.Module]
+FRESH_KEY = "last_actions"  # the observation part that ``fresh_actions`` feeds in undelayed
 ARCHITECTURES: dict[str, Builder] = {}
 DESCRIPTIONS: dict[str, str] = {}
 
@@ -41,28 +42,41 @@ def check_architecture(name: str) -> None:
         raise LaglessError(f"unknown architecture '{name}': choose one of {', '.join(ARCHITECTURES)}")
 
 
+def _is_conv(layout: ObsLayout, index: int, in_dim: int) -> bool:
+    """Hidden stage ``index`` is one convolution if it is the first and reads only the observation."""
+    return index == 1 and layout.image_shape is not None and in_dim == layout.flat_dim
+
+
 def _hidden_stage(layout: ObsLayout, index: int, in_dim: int, hidden: int) -> nn.Module:
-    """Hidden stage ``index``: one convolution if it is the first and reads only the image."""
-    if index == 1 and layout.image_shape is not None and in_dim == layout.flat_dim:
-        return ConvStage(layout)
-    return LinearStage(in_dim, hidden)
+    return ConvStage(layout) if _is_conv(layout, index, in_dim) else LinearStage(in_dim, hidden)
 
 
-def _build(layout, layers, hidden, out_dim, head_std, *, sources, residual, delayed):
-    """Build stages whose input widths follow from ``sources`` (computed stage by stage)."""
+def _build(layout, layers, hidden, out_dim, head_std, fresh_actions, *, sources, residual, delayed):
+    """Build stages whose input widths follow from ``sources`` (computed stage by stage).
+
+    With ``fresh_actions`` (pipelined only), every dense stage and the head also read the
+    observation's last actions from the current step (see ``lagless.realtime.pipelined``).
+    """
+    fresh = layout.part_slice(FRESH_KEY) if fresh_actions and delayed else None
+    fresh_dim = 0 if fresh is None else fresh.stop - fresh.start
     dims = [layout.flat_dim]
     stages: list[nn.Module] = []
+    fresh_stages: list[bool] = []
     for i in range(1, layers + 1):
         in_dim = sum(dims[j] for j in sources[i - 1])
         if i < layers:
-            stage = _hidden_stage(layout, i, in_dim, hidden)
+            takes_fresh = fresh_dim > 0 and not _is_conv(layout, i, in_dim)
+            stage = _hidden_stage(layout, i, in_dim + (fresh_dim if takes_fresh else 0), hidden)
         else:
-            stage = HeadStage(in_dim, out_dim, head_std)
+            takes_fresh = fresh_dim > 0
+            stage = HeadStage(in_dim + fresh_dim, out_dim, head_std)
         stages.append(stage)
+        fresh_stages.append(takes_fresh)
         dims.append(stage.out_dim)
     # residual only where the widths match
     residual = [r and dims[i] == dims[i + 1] for i, r in enumerate(residual)]
-    return PipelinedNet(layout, stages, sources, residual, delayed=delayed)
+    return PipelinedNet(layout, stages, sources, residual, delayed=delayed, fresh=fresh,
+                        fresh_stages=fresh_stages)
 
 
 def _chain_sources(layers: int) -> list[list[int]]:
@@ -74,39 +88,39 @@ def _skip_sources(layers: int) -> list[list[int]]:
 
 
 @register_architecture("instant", "ordinary feed-forward network, no delay (reference)")
-def build_instant(layout, layers, hidden, out_dim, head_std):
-    return _build(layout, layers, hidden, out_dim, head_std, sources=_chain_sources(layers),
+def build_instant(layout, layers, hidden, out_dim, head_std, fresh_actions):
+    return _build(layout, layers, hidden, out_dim, head_std, fresh_actions, sources=_chain_sources(layers),
                   residual=[False] * layers, delayed=False)
 
 
 @register_architecture("chain", "pipelined: each layer reads the layer below from the previous step")
-def build_chain(layout, layers, hidden, out_dim, head_std):
-    return _build(layout, layers, hidden, out_dim, head_std, sources=_chain_sources(layers),
+def build_chain(layout, layers, hidden, out_dim, head_std, fresh_actions):
+    return _build(layout, layers, hidden, out_dim, head_std, fresh_actions, sources=_chain_sources(layers),
                   residual=[False] * layers, delayed=True)
 
 
 @register_architecture("skip", "pipelined; the head also reads the observation and every layer")
-def build_skip(layout, layers, hidden, out_dim, head_std):
-    return _build(layout, layers, hidden, out_dim, head_std, sources=_skip_sources(layers),
+def build_skip(layout, layers, hidden, out_dim, head_std, fresh_actions):
+    return _build(layout, layers, hidden, out_dim, head_std, fresh_actions, sources=_skip_sources(layers),
                   residual=[False] * layers, delayed=True)
 
 
 @register_architecture("obs_to_all", "pipelined; the observation is fed into every layer")
-def build_obs_to_all(layout, layers, hidden, out_dim, head_std):
+def build_obs_to_all(layout, layers, hidden, out_dim, head_std, fresh_actions):
     sources = [[0]] + [[i - 1, 0] for i in range(2, layers + 1)]
-    return _build(layout, layers, hidden, out_dim, head_std, sources=sources,
+    return _build(layout, layers, hidden, out_dim, head_std, fresh_actions, sources=sources,
                   residual=[False] * layers, delayed=True)
 
 
 @register_architecture("res_skip", "skip with residual connections between hidden layers")
-def build_res_skip(layout, layers, hidden, out_dim, head_std):
+def build_res_skip(layout, layers, hidden, out_dim, head_std, fresh_actions):
     residual = [i >= 2 and i < layers for i in range(1, layers + 1)]
-    return _build(layout, layers, hidden, out_dim, head_std, sources=_skip_sources(layers),
+    return _build(layout, layers, hidden, out_dim, head_std, fresh_actions, sources=_skip_sources(layers),
                   residual=residual, delayed=True)
 
 
 @register_architecture("lstm", "ordinary recurrent network (LSTM), no delay (reference)")
-def build_lstm(layout, layers, hidden, out_dim, head_std):
+def build_lstm(layout, layers, hidden, out_dim, head_std, fresh_actions):
     if layers < 2:
         raise LaglessError("architecture 'lstm' needs --layers >= 2 (encoder layers + LSTM + head)")
     encoder: list[nn.Module] = []
@@ -126,23 +140,28 @@ def output_dim(action_space: spaces.Space) -> int:
 
 
 def build_network(arch: str, observation_space: spaces.Space, out_dim: int, *, layers: int,
-                  hidden: int, head_std: float = 1.0) -> nn.Module:
-    """A network of a registered architecture with ``out_dim`` outputs (e.g. 1 for a critic)."""
+                  hidden: int, head_std: float = 1.0, fresh_actions: bool = True) -> nn.Module:
+    """A network of a registered architecture with ``out_dim`` outputs (e.g. 1 for a critic).
+
+    ``fresh_actions``: a pipelined network's dense stages and head read the observation's
+    ``last_actions`` part from the current step (the agent's own past actions, known at once;
+    see ``lagless.realtime.pipelined``).
+    """
     check_architecture(arch)
     if layers < 1:
         raise LaglessError(f"--layers must be >= 1, got {layers}")
     if hidden < 1:
         raise LaglessError(f"--hidden must be >= 1, got {hidden}")
     layout = ObsLayout.from_space(observation_space)
-    return ARCHITECTURES[arch](layout, layers, hidden, out_dim, head_std)
+    return ARCHITECTURES[arch](layout, layers, hidden, out_dim, head_std, fresh_actions)
 
 
 def make_actor(arch: str, observation_space: spaces.Space, action_space: spaces.Space, *,
-               layers: int, hidden: int) -> nn.Module:
+               layers: int, hidden: int, fresh_actions: bool = True) -> nn.Module:
     """An actor network: logits for Discrete actions, the action mean for Box actions.
 
     ``layers`` counts every stage including the output head; in a pipelined architecture
     each stage adds one step of delay (see ``lagless.realtime.pipelined``).
     """
     return build_network(arch, observation_space, output_dim(action_space), layers=layers,
-                         hidden=hidden, head_std=0.01)
+                         hidden=hidden, head_std=0.01, fresh_actions=fresh_actions)

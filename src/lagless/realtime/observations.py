@@ -29,6 +29,7 @@ class ObsLayout:
     image_shape: tuple[int, int, int] | None  # (H, W, C)
     flat_dim: int
     keys: tuple[str, ...] | None  # Dict key order, None for a Box
+    part_dims: tuple[int, ...] = ()  # flat width of each Dict key, in ``keys`` order
 
     @property
     def image_dim(self) -> int:
@@ -37,6 +38,14 @@ class ObsLayout:
     @property
     def extra_dim(self) -> int:
         return self.flat_dim - self.image_dim
+
+    def part_slice(self, key: str) -> slice | None:
+        """Where Dict key ``key`` lies in the flat vector, or None if there is no such key."""
+        if self.keys is None or key not in self.keys:
+            return None
+        i = self.keys.index(key)
+        start = sum(self.part_dims[:i])
+        return slice(start, start + self.part_dims[i])
 
     @classmethod
     def from_space(cls, space: spaces.Space) -> ObsLayout:
@@ -50,8 +59,8 @@ class ObsLayout:
                     raise LaglessError(f"observation key '{key}' is {space[key]}; only Box parts are supported")
             first = space[keys[0]]
             image = tuple(first.shape) if keys[0] == "observation" and len(first.shape) == 3 else None
-            flat = sum(int(math.prod(space[k].shape)) for k in keys)
-            return cls(image, flat, tuple(keys))
+            dims = tuple(int(math.prod(space[k].shape)) for k in keys)
+            return cls(image, sum(dims), tuple(keys), dims)
         raise LaglessError(f"observation space {space} is not supported: use a Box or a Dict of Boxes")
 
     def flatten(self, obs, batch_dims: int = 1, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -11,6 +11,16 @@ Convention (Anokhin et al., ICLR 2025; lagless DESIGN.md):
   ``t - L`` (delay L); a skip connection to the head brings the minimum delay down to 1.
 * ``instant`` networks use the same graph without registers: every stage reads the value
   computed in the same step, so the delay is 0 (the idealised reference).
+* The agent's own last actions (the ``last_actions`` part of the observation, from
+  ``--last-actions``) are not sensor readings: the newest of them is what the agent sampled
+  from its head's output one step before, a value every stage may read in this step like any
+  register. With ``fresh_stages`` set, those stages (every dense stage and the head; not a
+  convolution, which would only pass them through) read that part of the *current*
+  observation. A stage that works on an observation ``d`` steps old can then combine it with
+  the actions taken since, which is what makes a delayed observation useful. Read only
+  through register 0, the actions would be as old as the observation that carries them:
+  exactly the ones it already reflects. ``min_delay``, ``max_delay`` and ``delays``
+  describe the environment's observation; ``action_delays`` this part.
 * ``episode_start[b]`` zeroes every register of batch entry ``b`` before the step is
   computed, so after a reset no output depends on observations from before it.
 
@@ -31,14 +41,20 @@ from lagless.realtime.observations import ObsLayout
 State = tuple[torch.Tensor, ...]
 
 
-def _delays(sources: list[list[int]], residual: list[bool], delayed: bool) -> list[int]:
-    """The set of observation-to-output delays implied by the wiring."""
+def _delays(sources: list[list[int]], residual: list[bool], delayed: bool,
+            entry: list[bool] | None = None) -> list[int]:
+    """The set of input-to-output delays implied by the wiring.
+
+    The input sits in register 0; ``entry[i-1]`` says stage ``i`` also reads it in the same step.
+    """
     step = 1 if delayed else 0
     reg: list[set[int]] = [{0}]
     for i, src in enumerate(sources, start=1):
         d = {x + step for j in src for x in reg[j]}
         if residual[i - 1]:
             d |= {x + step for x in reg[i - 1]}
+        if entry is not None and entry[i - 1]:
+            d.add(0)
         reg.append(d)
     return sorted(reg[-1])
 
@@ -48,6 +64,9 @@ class PipelinedNet(DeviceAware):
 
     ``sources[i-1]`` lists the registers that stage ``i`` reads (concatenated in that order);
     ``residual[i-1]`` adds register ``i-1`` to stage ``i``'s output (same width required).
+    ``fresh`` is the slice of the flat observation (the agent's last actions) that the stages
+    marked in ``fresh_stages`` also read from the current step, appended after their sources
+    (their input widths must include it).
     """
 
     def __init__(
@@ -58,6 +77,8 @@ class PipelinedNet(DeviceAware):
         residual: list[bool],
         *,
         delayed: bool,
+        fresh: slice | None = None,
+        fresh_stages: list[bool] | None = None,
     ):
         super().__init__()
         if not (len(stages) == len(sources) == len(residual)):
@@ -70,11 +91,16 @@ class PipelinedNet(DeviceAware):
         self.sources = [list(s) for s in sources]
         self.residual = list(residual)
         self.delayed = delayed
+        # an instant network already reads the current step
+        self.fresh = fresh if delayed and fresh is not None and any(fresh_stages or ()) else None
+        self.fresh_stages = list(fresh_stages) if self.fresh is not None else [False] * len(stages)
         self.register_dims = [layout.flat_dim] + [s.out_dim for s in stages[:-1]]
         self.out_dim = stages[-1].out_dim
         self.delays = _delays(self.sources, self.residual, delayed)
         self.min_delay = self.delays[0]
         self.max_delay = self.delays[-1]
+        self.action_delays = (_delays(self.sources, self.residual, delayed, self.fresh_stages)
+                              if self.fresh is not None else self.delays)
 
     # -- state -------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
@@ -98,9 +124,13 @@ class PipelinedNet(DeviceAware):
             state = self.reset_state(state, episode_start.to(x.device))
         outs: list[torch.Tensor] = []
         for i, (stage, src, res) in enumerate(zip(self.stages, self.sources, self.residual), 1):
-            y = stage(_cat([state[j] for j in src]))
+            y = stage(_cat(self._with_fresh(i, [state[j] for j in src], x)))
             outs.append(y + state[i - 1] if res else y)
         return outs[-1], (x, *outs[:-1])
+
+    def _with_fresh(self, stage: int, parts: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+        """Stage ``stage``'s inputs, plus the current last actions if it reads them."""
+        return parts + [x[..., self.fresh]] if self.fresh_stages[stage - 1] else parts
 
     def _instant(self, x: torch.Tensor) -> torch.Tensor:
         regs = [x]
@@ -132,7 +162,7 @@ class PipelinedNet(DeviceAware):
             return previous[j]
 
         for i, (stage, src, res) in enumerate(zip(self.stages, self.sources, self.residual), 1):
-            y = stage(_cat([prev(j) for j in src]))
+            y = stage(_cat(self._with_fresh(i, [prev(j) for j in src], x)))
             seqs.append(y + prev(i - 1) if res else y)
         new_state = tuple(s[-1] for s in seqs[:-1])
         return seqs[-1], new_state

@@ -23,6 +23,8 @@ class PPOConfig:
     hidden: int = option(128, "width of the hidden layers", metavar="H")
     tau: int = option(1, "environment frames per agent step (the action is repeated)", metavar="T")
     last_actions: int = option(0, "append the last K executed actions to the observation", metavar="K")
+    fresh_actions: bool = option(True, "a pipelined actor's dense layers and head read the last "
+                                       "actions (--last-actions) undelayed: they are its own outputs")
     obs_history: int = option(0, "append the previous H observations to the observation", metavar="H")
     critic: str = option("instant", "critic: 'instant' sees the current, undelayed observation "
                                     "(asymmetric actor-critic); 'delayed' has the actor's architecture")

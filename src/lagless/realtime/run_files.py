@@ -77,6 +77,7 @@ def read_run_config(run_dir: str | Path) -> PPOConfig:
         raise LaglessError(f"{path} is not valid JSON ({e}): the run's config is damaged") from None
     if not isinstance(data, dict):
         raise LaglessError(f"{path} must hold a JSON object")
+    data.setdefault("fresh_actions", False)  # runs made before the option had delayed actions
     return PPOConfig(**check_config_dict(data, PPOConfig, str(path))).validate()
 
 
