@@ -33,6 +33,8 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=1,
                    help="timed runs of each library, interleaved (lagless, SB3, lagless, ...); "
                         "the fastest run of each is reported, as other load only slows runs down")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="lagless's --precision (SB3 has no such setting and stays fp32)")
     p.add_argument("--profile", type=int, default=0, metavar="S",
                    help="only cProfile lagless's train for S steps and print where time goes")
     return p.parse_args(argv)
@@ -75,12 +77,15 @@ NETWORK = (f"instant L{LAYERS} H{HIDDEN}: conv{CONV_CHANNELS} 3x3 pad1 -> {HIDDE
 
 
 # --------------------------------------------------------------------------- lagless
+PRECISION = ARGS.precision if ARGS is not None else "fp32"
+
+
 def lagless_config(env: str, steps: int, threads: int, run_dir: str) -> PPOConfig:
     return PPOConfig(env=env, arch="instant", layers=LAYERS, hidden=HIDDEN, critic="instant",
                      total_steps=steps, num_envs=NUM_ENVS, rollout_steps=ROLLOUT_STEPS,
                      num_minibatches=NUM_MINIBATCHES, update_epochs=UPDATE_EPOCHS, lr=LR,
                      seed=SEED, run_dir=run_dir, progress=False, tensorboard=False,
-                     threads=threads, checkpoint_every=10**9)
+                     threads=threads, checkpoint_every=10**9, precision=PRECISION)
 
 
 def run_lagless(env: str, steps: int, threads: int) -> dict:
@@ -198,7 +203,8 @@ def command_line() -> str:
 
 def _same_settings(a: dict, b: dict) -> bool:
     keys = ("env", "steps_requested", "num_envs", "rollout_steps", "threads", "network")
-    return all(a.get(k) == b.get(k) for k in keys)
+    same_precision = a.get("lagless_precision", "fp32") == b.get("lagless_precision", "fp32")
+    return same_precision and all(a.get(k) == b.get(k) for k in keys)
 
 
 def save_results(record: dict, out: Path) -> list[dict]:
@@ -210,7 +216,8 @@ def save_results(record: dict, out: Path) -> list[dict]:
             print(f"warning: {out} is not valid JSON; starting it afresh", file=sys.stderr)
             records = []
     records = [r for r in records if not _same_settings(r, record)] + [record]
-    records.sort(key=lambda r: (r.get("env", ""), r.get("threads", 0), r.get("steps", 0)))
+    records.sort(key=lambda r: (r.get("env", ""), r.get("lagless_precision", "fp32") != "fp32",
+                                r.get("threads", 0), r.get("steps", 0)))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records, indent=2) + "\n")
     write_markdown(records, out.with_suffix(".md"))
@@ -233,23 +240,27 @@ def write_markdown(records: list[dict], path: Path) -> None:
          "`CPU ratio` compares steps per CPU second of the process, which is less sensitive "
          "to other load on a shared machine."),
         "",
-        ("| env | lagless steps/s | SB3 steps/s | ratio | paired | CPU ratio | steps | runs | threads "
-        "| machine | lagless code | date |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        ("`precision` is lagless's `--precision`: `bf16` runs its matmuls and convolutions in "
+         "bfloat16 (weights, optimizer and losses in float32; AMX on this CPU); SB3 always runs "
+         "float32."),
+        "",
+        ("| env | precision | lagless steps/s | SB3 steps/s | ratio | paired | CPU ratio | steps | runs "
+         "| threads | machine | lagless code | date |"),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in records:
         m = r.get("machine", {})
         g = r.get("git", {})
         code = g.get("commit", "?") + (" + local edits" if g.get("modified_src") else "")
         lines.append(
-            f"| {r['env']} | {r['lagless_sps']:,.0f} | {r['sb3_sps']:,.0f} | "
+            f"| {r['env']} | {r.get('lagless_precision', 'fp32')} | {r['lagless_sps']:,.0f} | {r['sb3_sps']:,.0f} | "
             f"{r['ratio']:.2f}x | {r.get('median_paired_ratio', r['ratio']):.2f}x | "
             f"{r.get('cpu_ratio', float('nan')):.2f}x | {r['steps']:,} | "
             f"{r.get('repeats', 1)} | {r['threads']} | {m.get('nproc', '?')} CPUs, "
             f"{m.get('cpu', '?')} | {code} | {r['date']} |")
     lines += ["", "Commands (run from the repository root):", ""]
     for r in records:
-        lines.append(f"- {r['env']}, {r['date']}: `{r['command']}`")
+        lines.append(f"- {r['env']} ({r.get('lagless_precision', 'fp32')}), {r['date']}: `{r['command']}`")
     lines.append("")
     path.write_text("\n".join(lines))
 
@@ -355,6 +366,7 @@ def main(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "torch_threads_seen": torch.get_num_threads(),
         "network": NETWORK,
+        "lagless_precision": PRECISION,
         "params": n_lagless,
         "repeats": args.repeats,
         "median_paired_ratio": round(statistics.median(paired), 3),

@@ -37,6 +37,15 @@ def test_train_every_architecture(arch, tmp_path, capsys):
     assert [p.name for p in list_checkpoints(run)][-1] == "step_000000000192"
 
 
+@pytest.mark.parametrize("arch", ["skip", "lstm"])
+def test_bf16_precision_trains(arch, tmp_path):
+    run = tmp_path / arch
+    assert _train(run, "--arch", arch, "--precision", "bf16", "--critic", "delayed", "--total-steps", "128",
+                  "--last-actions", "2") == 0
+    metrics = read_metrics(run / "metrics.csv")
+    assert np.isfinite(metrics["losses/policy_loss"]).all() and np.isfinite(metrics["losses/value_loss"]).all()
+
+
 def test_delayed_critic_and_observation_history(tmp_path):
     run = tmp_path / "run"
     assert _train(run, "--arch", "obs_to_all", "--critic", "delayed", "--obs-history", "2",
@@ -99,6 +108,7 @@ BAD_INPUTS = [
     (["--env", ENV, "--tau", "0"], "--tau must be >= 1"),
     (["--env", ENV, "--layers", "0"], "--layers must be >= 1"),
     (["--env", ENV, "--critic", "oracle"], "unknown critic"),
+    (["--env", ENV, "--precision", "fp8"], "unknown precision 'fp8'"),
 ]
 
 

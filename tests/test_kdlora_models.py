@@ -38,6 +38,7 @@ from lagless.kdlora.models import (
     load_model,
     lora_target_modules,
     model_family,
+    untrained_pooler_names,
 )
 from lagless.kdlora.student import (
     check_same_family,
@@ -85,6 +86,10 @@ def test_lora_trains_adapters_and_head_and_merges_exactly(family):
     assert targets == list(LORA_TARGETS[family])
     head = classifier_module_names(model)
     head_params = sum(p.numel() for name in head for p in model.get_submodule(name).parameters())
+    base = getattr(model, model.base_model_prefix)
+    # a randomly initialised BERT pooler is untrained, so it trains with the head
+    pooler_params = sum(p.numel() for p in base.pooler.parameters()) if untrained_pooler_names(model) else 0
+    assert bool(pooler_params) == (family == "bert")  # RoBERTa has none; DeBERTa's is in the head
     expected = expected_lora_parameters(model, targets, r=8)
     assert expected > 0
     before = logits(model, IDS)
@@ -95,7 +100,7 @@ def test_lora_trains_adapters_and_head_and_merges_exactly(family):
     for name in head:  # every head module has a trainable copy
         assert any(f"{name}.modules_to_save" in n for n in trainable)
     total, n_trainable = count_parameters(peft_model)
-    assert n_trainable == expected + head_params
+    assert n_trainable == expected + head_params + pooler_params
     assert expected_lora_parameters(peft_model, targets, r=8) == expected  # same after injection
 
     with torch.no_grad():
@@ -109,6 +114,16 @@ def test_lora_trains_adapters_and_head_and_merges_exactly(family):
     assert not any("lora_" in n for n, _ in merged.named_parameters())
     torch.testing.assert_close(logits(merged, IDS), adapted, atol=1e-5, rtol=0)
     assert count_parameters(merged)[0] == total - expected
+
+
+def test_only_an_untrained_pooler_trains():
+    model = tiny_model("bert")
+    assert untrained_pooler_names(model) == ["pooler"]
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.fill_(0.01)  # as a checkpoint trained with its pooler has
+    assert untrained_pooler_names(model) == []
+    peft_model = apply_lora(model, LoraSettings())
+    assert not any("pooler" in n for n, p in peft_model.named_parameters() if p.requires_grad)
 
 
 def test_adapter_saves_in_peft_format_and_reloads(tmp_path):

@@ -33,3 +33,33 @@ def test_clipped_policy_loss_clips_the_ratio():
 def test_value_loss_is_half_mse():
     torch.testing.assert_close(value_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0])),
                                torch.tensor(0.5 * (1 + 4) / 2))
+
+
+def test_act_samples_actions_with_the_policy_probabilities():
+    """The Gumbel-max sampler in ``ActorCritic.act``: frequencies and log-probs match softmax."""
+    import gymnasium as gym
+    from torch import nn
+
+    from lagless.realtime.agent import ActorCritic
+    from lagless.realtime.ppo_config import PPOConfig
+
+    logits = torch.tensor([1.0, -0.5, 0.2, 2.0])
+
+    class Fixed(nn.Module):
+        layout = None
+
+        def forward(self, x, state, starts):
+            return logits.expand(x.shape[0], -1), state
+
+    agent = ActorCritic(PPOConfig(env="CartPole-v1", arch="instant"), gym.spaces.Box(-1, 1, (3,)),
+                        gym.spaces.Discrete(4))
+    device = agent.actor.device
+    agent.actor = Fixed()
+    agent.actor.device = device
+    torch.manual_seed(0)
+    n = 200_000
+    action, logprob, _ = agent.act(torch.zeros(n, 3), (), torch.zeros(n, dtype=torch.bool))
+    freq = torch.bincount(action, minlength=4).float() / n
+    probs = torch.softmax(logits, -1)
+    assert torch.allclose(freq, probs, atol=0.005)  # about 4 standard errors at this n
+    assert torch.allclose(logprob, torch.log(probs)[action])

@@ -1,7 +1,8 @@
 """LoRA on an encoder classifier with PEFT: apply, count, merge for inference, save the adapter.
 
 The classification head is new for every task, so it trains in full (PEFT's
-``modules_to_save``) while only the low-rank adapters train inside the encoder.
+``modules_to_save``) while only the low-rank adapters train inside the encoder; so does an
+untrained pooler (``untrained_pooler_names``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lagless.kdlora.models import (
     lora_target_modules,
     matches_target,
     quiet_transformers,
+    untrained_pooler_names,
     unwrap_model,
 )
 
@@ -67,7 +69,7 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> Any:
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=targets,
-        modules_to_save=classifier_module_names(model),
+        modules_to_save=classifier_module_names(model) + untrained_pooler_names(model),
     )
     with _peft_quiet():
         return get_peft_model(model, config)

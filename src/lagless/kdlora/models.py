@@ -293,3 +293,23 @@ def classifier_module_names(model: nn.Module) -> list[str]:
             f"{type(inner).__name__} has no classification head: load it as a sequence classifier"
         )
     return names
+
+
+def untrained_pooler_names(model: nn.Module) -> list[str]:
+    """The encoder's pooler, if the checkpoint left it untrained (every bias exactly zero).
+
+    BERT's pooler (dense + tanh on [CLS]) feeds the head. Sentence-transformers checkpoints
+    such as all-MiniLM-L6-v2 are trained with mean pooling, so their pooler is the random
+    initialisation: frozen, it squashes [CLS] through a random projection and LoRA learns
+    slowly. Such a pooler trains with the head; a trained one (any non-zero bias) stays frozen,
+    as in the KD-LoRA paper.
+    """
+    inner = unwrap_model(model)
+    base = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    pooler = getattr(base, "pooler", None)
+    if not isinstance(pooler, nn.Module):
+        return []
+    biases = [p for n, p in pooler.named_parameters() if n.endswith("bias")]
+    if not biases or any(bool(b.detach().abs().sum() > 0) for b in biases):
+        return []
+    return ["pooler"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from gymnasium import spaces
 from torch import nn
-from torch.distributions import Categorical
 
 from lagless.errors import LaglessError
 from lagless.realtime.architectures import build_network, make_actor
@@ -34,6 +33,11 @@ class ActorCritic(nn.Module):
         self.layout = self.actor.layout
         self.observation_space = observation_space
         self.action_space = action_space
+        self.bf16 = config.precision == "bf16"
+
+    def _precision(self):
+        """bfloat16 autocast for matmuls and convolutions when asked; weights stay float32."""
+        return torch.autocast(self.actor.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def initial_state(self, batch_size: int):
         """(actor state, critic state) at an episode start."""
@@ -46,21 +50,29 @@ class ActorCritic(nn.Module):
         The critic is not run here: it does not choose actions, so ``values`` computes it for a
         whole rollout at once afterwards, with the same result and far fewer calls.
         """
-        logits, actor_state = self.actor(x, actor_state, episode_start)
-        dist = Categorical(logits=logits, validate_args=False)
-        action = logits.argmax(-1) if greedy else dist.sample()
-        return action, dist.log_prob(action), actor_state
+        with self._precision():
+            logits, actor_state = self.actor(x, actor_state, episode_start)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        if greedy:
+            action = logits.argmax(-1)
+        else:  # Gumbel-max: one categorical sample per row, in three vectorised ops
+            action = (logp - torch.empty_like(logp).exponential_().log()).argmax(-1)
+        return action, logp.gather(-1, action.unsqueeze(-1)).squeeze(-1), actor_state
 
     @torch.inference_mode()
     def values(self, x: torch.Tensor, critic_state, episode_start: torch.Tensor):
         """Critic values for a ``[T, B]`` block of steps and the critic state after it."""
-        values, critic_state = self.critic.forward_sequence(x, critic_state, episode_start)
-        return values.squeeze(-1), critic_state
+        with self._precision():
+            values, critic_state = self.critic.forward_sequence(x, critic_state, episode_start)
+        return values.float().squeeze(-1), critic_state
 
     def evaluate_sequence(self, x, actions, state, episode_start):
         """Log-probs, entropies and values for a ``[T, B]`` block of stored steps."""
         actor_state, critic_state = state
-        logits, _ = self.actor.forward_sequence(x, actor_state, episode_start)
-        values, _ = self.critic.forward_sequence(x, critic_state, episode_start)
-        dist = Categorical(logits=logits, validate_args=False)
-        return dist.log_prob(actions), dist.entropy(), values.squeeze(-1)
+        with self._precision():
+            logits, _ = self.actor.forward_sequence(x, actor_state, episode_start)
+            values, _ = self.critic.forward_sequence(x, critic_state, episode_start)
+        values = values.float()
+        logp = torch.log_softmax(logits.float(), dim=-1)  # what torch's Categorical computes, in fewer ops
+        entropy = -(logp.exp() * logp).sum(-1)
+        return logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy, values.squeeze(-1)

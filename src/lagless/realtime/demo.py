@@ -1,7 +1,7 @@
 """``lagless demo``: why temporal skip connections matter, in a few minutes of CPU.
 
 Two agents of the same depth learn MinAtar Breakout at tau 1, one per CPU core: ``skip``
-with the last action appended to the observation, and a plain ``chain``. Then both are
+with the last 4 actions appended to the observation, and a plain ``chain``. Then both are
 evaluated with their delays and shown side by side, in a table and a plot.
 """
 
@@ -22,7 +22,7 @@ from lagless.runs import plot_comparison, read_metrics
 
 DEMO_ENV = "MinAtar/Breakout-v1"
 DEMO_AGENTS = {  # label -> train flags
-    "skip + last action": ["--arch", "skip", "--last-actions", "1"],
+    "skip + last 4 actions": ["--arch", "skip", "--last-actions", "4"],
     "chain": ["--arch", "chain", "--last-actions", "0"],
 }
 

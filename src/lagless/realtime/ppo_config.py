@@ -9,6 +9,7 @@ from lagless.errors import LaglessError
 from lagless.realtime.architectures import check_architecture
 
 CRITICS = ("instant", "delayed")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -48,6 +49,9 @@ class PPOConfig:
     keep_checkpoints: int = option(3, "newest checkpoints to keep", metavar="N")
     max_episode_frames: int | None = option(None, "frame limit per episode (MinAtar default 10000)",
                                             metavar="F")
+    precision: str = option("fp32", "fp32, or bf16: matmuls and convolutions of acting and learning in "
+                                     "bfloat16 (weights, optimizer and losses stay float32); fast on "
+                                     "CPUs with AMX or AVX-512 BF16 and on recent GPUs")
     threads: int = option(0, "torch CPU threads (0: torch's default)", metavar="N")
     progress: bool = option(True, "show a progress bar")
     tensorboard: bool = option(True, "write TensorBoard events")
@@ -63,6 +67,8 @@ class PPOConfig:
                 raise LaglessError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.critic not in CRITICS:
             raise LaglessError(f"unknown critic '{self.critic}': choose one of {', '.join(CRITICS)}")
+        if self.precision not in PRECISIONS:
+            raise LaglessError(f"unknown precision '{self.precision}': choose one of {', '.join(PRECISIONS)}")
         if self.num_envs % self.num_minibatches:
             raise LaglessError(f"--num-envs ({self.num_envs}) must be a multiple of --num-minibatches "
                                f"({self.num_minibatches}): each minibatch takes whole environments")

@@ -32,7 +32,7 @@ class LinearStage(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.linear(x))
+        return torch.relu_(self.linear(x))  # in place: the matmul's backward does not need its output
 
 
 class ConvStage(nn.Module):
@@ -57,7 +57,7 @@ class ConvStage(nn.Module):
         # the HWC image viewed as NCHW is channels-last memory: the conv keeps that layout, and
         # flattening its output in HWC order is then a view, not a copy
         image = x[..., : self.layout.image_dim].reshape(-1, h, w, c).permute(0, 3, 1, 2)
-        feats = torch.relu(self.conv(image)).permute(0, 2, 3, 1).reshape(*lead, -1)
+        feats = torch.relu_(self.conv(image)).permute(0, 2, 3, 1).reshape(*lead, -1)
         if self.layout.extra_dim == 0:
             return feats
         return torch.cat([feats, x[..., self.layout.image_dim :]], dim=-1)
