@@ -157,19 +157,8 @@ def peak_train_memory(
     return result
 
 
-def peak_train_memory_mb(
-    model_dir: str | Path,
-    method: str,
-    settings: LoraSettings | None = None,
-    *,
-    num_labels: int = 2,
-    regression: bool = False,
-    batch_size: int = 32,
-    seq_len: int = 64,
-    steps: int = 3,
-    device: str = "cpu",
-    seed: int = 0,
-) -> float:
+def peak_train_memory_mb(model_dir: str | Path, method: str, settings: LoraSettings | None = None,
+                         **options: Any) -> float:
     """Peak memory (MB = 2^20 bytes) that training ``method`` adds, measured in a fresh process.
 
     How: a new Python process (``python -m lagless.kdlora.memory_probe``) imports torch,
@@ -187,11 +176,11 @@ def peak_train_memory_mb(
     them (where that is unavailable, ``getrusage`` ru_maxrss, which also sees loading). On CUDA
     the baseline is ``torch.cuda.memory_allocated`` after the imports and the peak is
     ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` before the steps.
+
+    ``options`` are ``peak_train_memory``'s keywords (num_labels, regression, batch_size,
+    seq_len, steps, device, seed).
     """
-    return float(peak_train_memory(
-        model_dir, method, settings, num_labels=num_labels, regression=regression,
-        batch_size=batch_size, seq_len=seq_len, steps=steps, device=device, seed=seed,
-    )["peak_mb"])
+    return float(peak_train_memory(model_dir, method, settings, **options)["peak_mb"])
 
 
 def _probe_env() -> dict[str, str]:
