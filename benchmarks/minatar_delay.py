@@ -101,13 +101,18 @@ def load_records(path: Path) -> list[dict]:
 
 
 def merge_record(path: Path, rec: dict) -> None:
+    """Read, merge and write under a lock, so that two sittings in parallel lose no record."""
+    import fcntl
+
     from lagless.runs import atomic_write_json
 
-    records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
-    records.append(rec)
-    records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
-                                else 99, r["arch"], r["seed"], r["steps"]))
-    atomic_write_json(path, records)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
+        records.append(rec)
+        records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
+                                    else 99, r["arch"], r["seed"], r["steps"]))
+        atomic_write_json(path, records)
 
 
 def run_dir_for(runs_root: Path, env: str, arch: str, seed: int, steps: int) -> Path:

@@ -100,3 +100,40 @@ def test_bad_input(tmp_path, capsys):
            "--no-progress", "--run-dir", str(tmp_path / "d"), says="3")
     _fails(capsys, "kdlora", "train", "--method", "nope", says="unknown method")
     _fails(capsys, "kdlora", "predict", str(tmp_path), "text", says="not a kdlora run folder")
+
+
+def _layer_weight(model, index):
+    return model.bert.encoder.layer[index].attention.self.query.weight
+
+
+def test_student_starts_from_the_fine_tuned_teachers_layers(pipeline):
+    from lagless.kdlora.models import default_model_path, load_model
+
+    student, _ = load_model(str(pipeline / "kd-lora" / "student_base"), num_labels=2)
+    teacher, _ = load_model(str(pipeline / "teacher" / "model"), num_labels=2)
+    base, _ = load_model(default_model_path(), num_labels=2)
+    for new, old in enumerate([0, 2, 4]):  # the default: every other layer, from the teacher
+        assert _layer_weight(student, new).equal(_layer_weight(teacher, old))
+    assert not _layer_weight(student, 1).equal(_layer_weight(base, 2))  # the teacher was trained
+    assert student.classifier.weight.equal(teacher.classifier.weight)  # head included
+
+
+def test_student_from_the_pretrained_base(pipeline, tmp_path):
+    from lagless.kdlora.build import build_student
+    from lagless.kdlora.config import KDLoRAConfig
+    from lagless.kdlora.models import default_model_path, load_model
+    from lagless.kdlora.task_data import load_task_data
+
+    config = KDLoRAConfig(method="kd-lora", teacher=str(pipeline / "teacher"), train_limit=64,
+                          student_init="base", trim_vocab=False, progress=False).validate()
+    teacher, tokenizer = load_model(str(pipeline / "teacher" / "model"), num_labels=2)
+    data = load_task_data(config)
+    built = build_student(config, data.task, data.train, tmp_path, teacher, tokenizer)
+    base, _ = load_model(default_model_path(), num_labels=2)
+    assert _layer_weight(built.model, 2).equal(_layer_weight(base, 4))
+    assert built.info["student_init"] == "base" and "fine-tuned" not in built.name
+
+
+def test_unknown_student_init(tmp_path, capsys):
+    _fails(capsys, "kdlora", "train", "--method", "kd-lora", *TINY, "--teacher", str(tmp_path),
+           "--student-init", "scratch", "--run-dir", str(tmp_path / "u"), says="--student-init")

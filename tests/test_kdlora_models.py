@@ -38,6 +38,7 @@ from lagless.kdlora.models import (
     load_model,
     lora_target_modules,
     model_family,
+    pooler_names,
     untrained_pooler_names,
 )
 from lagless.kdlora.student import (
@@ -124,6 +125,15 @@ def test_only_an_untrained_pooler_trains():
     assert untrained_pooler_names(model) == []
     peft_model = apply_lora(model, LoraSettings())
     assert not any("pooler" in n for n, p in peft_model.named_parameters() if p.requires_grad)
+
+
+def test_a_cut_students_trained_pooler_trains_when_asked():
+    model = tiny_model("bert")
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.fill_(0.01)
+    peft_model = apply_lora(model, LoraSettings(train_pooler=True))
+    assert any("pooler" in n for n, p in peft_model.named_parameters() if p.requires_grad)
+    assert pooler_names(tiny_model("distilbert")) == []  # DistilBERT has no pooler
 
 
 def test_adapter_saves_in_peft_format_and_reloads(tmp_path):

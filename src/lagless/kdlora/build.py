@@ -1,9 +1,11 @@
 """The model each method trains: the full base model (fft), LoRA on it (lora), or a LoRA student (kd-lora).
 
-The student is either a pretrained model the user names or the base model with only some of
-its layers kept (DistilBERT's recipe: every other layer, initialised from the pretrained
-base, not from the fine-tuned teacher, so that LoRA and KD-LoRA start from the same kind of
-weights). Its vocabulary is optionally cut to the tokens the task's training texts use.
+The student is either a pretrained model the user names or the teacher with only some of
+its layers kept (DistilBERT's recipe: every other layer). By default the kept layers, pooler
+and head come from the fine-tuned teacher, which already solves the task: cutting layers from
+it loses less than cutting them from the pretrained base (``--student-init base``), whose
+cut stack LoRA on query and value alone cannot repair. Its vocabulary is optionally cut to
+the tokens the task's training texts use.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ class BuiltModel:
     name: str  # what the model was built from, for tables
     base_dir: str  # a folder holding the untrained base, for the memory probe and the adapter
     info: dict = field(default_factory=dict)
+    lora: LoraSettings | None = None  # the settings LoRA was applied with (lora, kd-lora)
 
 
-def lora_settings(config: KDLoRAConfig) -> LoraSettings:
+def lora_settings(config: KDLoRAConfig, *, train_pooler: bool = False) -> LoraSettings:
     targets = config.split_names(config.lora_targets)
     return LoraSettings(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                        targets=tuple(targets) if targets else None)
+                        targets=tuple(targets) if targets else None, train_pooler=train_pooler)
 
 
 def display_name(name: str) -> str:
@@ -65,20 +68,26 @@ def _training_texts(train: TextSplit) -> list:
 
 
 def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir: Path,
-                  teacher_model) -> BuiltModel:
+                  teacher_model, teacher_tokenizer) -> BuiltModel:
     """The kd-lora student before LoRA, saved under ``RUN/student_base`` so it can be reloaded."""
     info: dict = {}
     if config.student_model:
         student, tokenizer = _load(config.student_model, task)
         name = config.student_model
     else:
-        base = config.model or default_model_path()
-        full, tokenizer = _load(base, task)
+        base = display_name(config.model or default_model_path())
+        if config.student_init == "teacher":
+            full, tokenizer = teacher_model, teacher_tokenizer
+            source = f"fine-tuned {base}"
+        else:
+            full, tokenizer = _load(config.model or default_model_path(), task)
+            source = base
         depth = full.config.num_hidden_layers if hasattr(full.config, "num_hidden_layers") else full.config.n_layers
         layers = parse_layers(config.student_layers) if config.student_layers else default_student_layers(depth)
-        student = student_from_layers(full, layers)
-        name = f"{display_name(base)} layers {','.join(map(str, layers))}"
+        student = student_from_layers(full, layers).cpu()
+        name = f"{source} layers {','.join(map(str, layers))}"
         info["student_layers"] = layers
+        info["student_init"] = config.student_init
     check_same_family(teacher_model, student, strict=not config.allow_other_family)
     if config.trim_vocab:
         student, tokenizer, trim_info = trim_vocabulary(student, tokenizer, _training_texts(train),
@@ -93,16 +102,18 @@ def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_di
 
 
 def build_model(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir: Path,
-                teacher_model=None) -> BuiltModel:
+                teacher_model=None, teacher_tokenizer=None) -> BuiltModel:
     """The trainable model of ``config.method``."""
     if config.method == "kd-lora":
         if teacher_model is None:
             raise LaglessError("kd-lora needs the teacher model")
-        built = build_student(config, task, train, run_dir, teacher_model)
+        built = build_student(config, task, train, run_dir, teacher_model, teacher_tokenizer)
     else:
         base = config.model or default_model_path()
         model, tokenizer = _load(base, task)
         built = BuiltModel(model, tokenizer, display_name(base), base)
     if config.method in ("lora", "kd-lora"):
-        built.model = apply_lora(built.model, lora_settings(config))
+        # a cut student's pooler reads another layer than it was trained on: it trains too
+        built.lora = lora_settings(config, train_pooler="student_layers" in built.info)
+        built.model = apply_lora(built.model, built.lora)
     return built

@@ -13,6 +13,7 @@ from lagless.config import option
 from lagless.errors import LaglessError
 
 METHODS = ("fft", "lora", "kd-lora")
+STUDENT_INITS = ("teacher", "base")
 DEFAULT_LR = {"fft": 5e-5, "lora": 5e-4, "kd-lora": 5e-4}
 
 
@@ -41,6 +42,9 @@ class KDLoRAConfig:
                                              "--student-layers of --model", metavar="ID|DIR")
     student_layers: str | None = option(None, "teacher layers the student keeps, e.g. 0,2,4 "
                                               "(default: every other layer)", metavar="L,L,..")
+    student_init: str = option("teacher", "where a cut student's layers come from: teacher (the "
+                                          "fine-tuned teacher's weights, head included) or base "
+                                          "(the pretrained --model)", metavar="FROM")
     allow_other_family: bool = option(False, "let the student be of another family than the teacher")
     trim_vocab: bool = option(True, "kd-lora: keep only the student's vocabulary rows that the "
                                     "task's training texts use (plus single characters)")
@@ -92,6 +96,9 @@ class KDLoRAConfig:
             raise LaglessError("--epochs, --lr and --temperature must be > 0")
         if not 0 <= self.alpha <= 1 or not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup < 1:
             raise LaglessError("--alpha must be in [0, 1], --lora-dropout and --warmup in [0, 1)")
+        if self.student_init not in STUDENT_INITS:
+            raise LaglessError(f"--student-init must be one of {', '.join(STUDENT_INITS)}, "
+                               f"got '{self.student_init}'")
         if self.device not in ("auto", "cpu", "cuda"):
             raise LaglessError(f"--device must be cpu, cuda or auto, got '{self.device}'")
         return self

@@ -145,6 +145,8 @@ def peak_train_memory(
     ]
     if regression:
         command.append("--regression")
+    if settings.train_pooler:
+        command.append("--train-pooler")
     done = subprocess.run(command, capture_output=True, text=True, env=_probe_env(),
                           timeout=_PROBE_TIMEOUT_S, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

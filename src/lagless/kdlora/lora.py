@@ -2,7 +2,8 @@
 
 The classification head is new for every task, so it trains in full (PEFT's
 ``modules_to_save``) while only the low-rank adapters train inside the encoder; so does an
-untrained pooler (``untrained_pooler_names``).
+untrained pooler (``untrained_pooler_names``), and the pooler of a student cut from the
+teacher (``LoraSettings.train_pooler``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lagless.kdlora.models import (
     linear_layers,
     lora_target_modules,
     matches_target,
+    pooler_names,
     quiet_transformers,
     untrained_pooler_names,
     unwrap_model,
@@ -39,6 +41,10 @@ class LoraSettings:
     dropout: float = option(0.05, "dropout on the LoRA input")
     targets: tuple[str, ...] | None = option(
         None, "module names to wrap (default: the family's attention query and value)"
+    )
+    train_pooler: bool = option(
+        False, "train the encoder's pooler with the head even if it was trained (a student cut "
+               "from the teacher: its pooler now reads another layer)"
     )
 
     def __post_init__(self) -> None:
@@ -69,7 +75,8 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> Any:
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=targets,
-        modules_to_save=classifier_module_names(model) + untrained_pooler_names(model),
+        modules_to_save=classifier_module_names(model)
+        + (pooler_names(model) if settings.train_pooler else untrained_pooler_names(model)),
     )
     with _peft_quiet():
         return get_peft_model(model, config)

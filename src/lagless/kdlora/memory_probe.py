@@ -71,7 +71,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     model = load_classifier(args.model_dir, num_labels=args.num_labels, regression=args.regression)
     if args.method in ("lora", "kd-lora"):
         settings = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
-                                targets=tuple(args.lora_targets.split(",")) if args.lora_targets else None)
+                                targets=tuple(args.lora_targets.split(",")) if args.lora_targets else None,
+                                train_pooler=args.train_pooler)
         model = apply_lora(model, settings)
     model.to(args.device).train()
     total, trainable = count_parameters(model)
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--lora-dropout", type=float, default=0.05)
     p.add_argument("--lora-targets", default="")
+    p.add_argument("--train-pooler", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     return p
 

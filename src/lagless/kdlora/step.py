@@ -19,7 +19,7 @@ import torch
 from lagless import __version__
 from lagless.config import config_to_dict
 from lagless.errors import LaglessError
-from lagless.kdlora.build import BuiltModel, build_model, lora_settings
+from lagless.kdlora.build import BuiltModel, build_model
 from lagless.kdlora.config import KDLoRAConfig
 from lagless.kdlora.data import encode_split, sequence_lengths
 from lagless.kdlora.efficiency import inference_latency, model_size_on_disk_mb, peak_train_memory_mb
@@ -71,7 +71,7 @@ def read_step_result(run_dir: str | Path) -> dict | None:
 
 
 def _teacher(config: KDLoRAConfig, data: TaskData, run_dir: Path, device: torch.device):
-    """The teacher model and its logits on the training examples, by example index."""
+    """The teacher model, its tokenizer and its logits on the training examples, by example index."""
     done = read_step_result(config.teacher)
     if done is None:
         raise LaglessError(f"--teacher {config.teacher} is not a finished 'fft' run (no {METRICS_JSON})")
@@ -84,12 +84,12 @@ def _teacher(config: KDLoRAConfig, data: TaskData, run_dir: Path, device: torch.
     model.to(device)
     cache = run_dir / TEACHER_LOGITS
     if cache.exists():
-        return model, load_teacher_logits(cache, expected_rows=len(data.train))
+        return model, tokenizer, load_teacher_logits(cache, expected_rows=len(data.train))
     encoded = encode_split(data.train, tokenizer, max_length=config.max_length)
     logits = teacher_logits(model, encoded, tokenizer, batch_size=2 * config.batch_size,
                             device=str(device), progress=config.progress)
     save_teacher_logits(cache, logits)
-    return model, logits
+    return model, tokenizer, logits
 
 
 def _export(config: KDLoRAConfig, built: BuiltModel, run_dir: Path):
@@ -125,7 +125,7 @@ def _efficiency(config: KDLoRAConfig, task: TaskSpec, built: BuiltModel, deploye
     deployed.eval()
     latency = inference_latency(deployed, None, batch_size=LATENCY_BATCH, seq_len=dev_len,
                                 repeats=config.latency_repeats, device=str(device))
-    peak = peak_train_memory_mb(built.base_dir, config.method, lora_settings(config),
+    peak = peak_train_memory_mb(built.base_dir, config.method, built.lora,
                                 num_labels=task.num_labels, regression=task.is_regression,
                                 batch_size=config.batch_size, seq_len=train_len, device=str(device))
     out.update({"peak_train_mem_mb": peak, "latency_ms_b32": latency["latency_ms_b32"],
@@ -145,10 +145,10 @@ def run_step(config: KDLoRAConfig) -> dict:
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = load_task_data(config)
-    teacher_model = teacher = None
+    teacher_model = teacher_tokenizer = teacher = None
     if config.method == "kd-lora":
-        teacher_model, teacher = _teacher(config, data, run_dir, device)
-    built = build_model(config, data.task, data.train, run_dir, teacher_model)
+        teacher_model, teacher_tokenizer, teacher = _teacher(config, data, run_dir, device)
+    built = build_model(config, data.task, data.train, run_dir, teacher_model, teacher_tokenizer)
     del teacher_model
     train_ds = encode_split(data.train, built.tokenizer, max_length=config.max_length)
     dev = {n: (encode_split(s, built.tokenizer, max_length=config.max_length), s.labels)
