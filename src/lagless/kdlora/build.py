@@ -22,6 +22,7 @@ from lagless.kdlora.models import default_model_path, load_model, quiet_transfor
 from lagless.kdlora.student import (
     check_same_family,
     default_student_layers,
+    encoder_depth,
     parse_layers,
     student_from_layers,
 )
@@ -75,15 +76,15 @@ def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_di
         student, tokenizer = _load(config.student_model, task)
         name = config.student_model
     else:
-        base = display_name(config.model or default_model_path())
+        base = config.model or default_model_path()
         if config.student_init == "teacher":
             full, tokenizer = teacher_model, teacher_tokenizer
-            source = f"fine-tuned {base}"
+            source = f"fine-tuned {display_name(base)}"
         else:
-            full, tokenizer = _load(config.model or default_model_path(), task)
-            source = base
-        depth = full.config.num_hidden_layers if hasattr(full.config, "num_hidden_layers") else full.config.n_layers
-        layers = parse_layers(config.student_layers) if config.student_layers else default_student_layers(depth)
+            full, tokenizer = _load(base, task)
+            source = display_name(base)
+        layers = (parse_layers(config.student_layers) if config.student_layers
+                  else default_student_layers(encoder_depth(full.config)))
         student = student_from_layers(full, layers).cpu()
         name = f"{source} layers {','.join(map(str, layers))}"
         info["student_layers"] = layers

@@ -37,7 +37,7 @@ def default_student_layers(num_layers: int) -> list[int]:
     return list(range(0, num_layers, 2))
 
 
-def _num_layers(config: Any) -> int:
+def encoder_depth(config: Any) -> int:
     """Encoder depth; DistilBERT calls it ``n_layers`` (aliased as ``num_hidden_layers``)."""
     for name in ("num_hidden_layers", "n_layers"):
         if hasattr(config, name):
@@ -82,7 +82,7 @@ def student_from_layers(teacher_model: nn.Module, layers: Sequence[int]) -> nn.M
     """
     if unwrap_model(teacher_model) is not teacher_model:
         raise LaglessError("the teacher carries LoRA adapters: merge them (merge_lora) first")
-    depth = _num_layers(teacher_model.config)
+    depth = encoder_depth(teacher_model.config)
     keep = _check_layers(layers, depth)
     student = copy.deepcopy(teacher_model)
     parent, attr = _layer_list(student, depth)
