@@ -13,6 +13,9 @@ Each task's finished steps are reused from ``--work-dir``, so an interrupted run
 After training, the three deployed models of a task are timed again side by side, in
 interleaved rounds, so that their latencies share the machine's load. Writes
 ``benchmarks/results/kdlora_glue.json`` (records + goal summary) and ``kdlora_glue.md``.
+
+``--epochs-scale 3`` trains every method three times longer, to tell a student that is
+under-trained from one that lacks capacity; give it its own ``--work-dir`` and ``--out``.
 """
 
 from __future__ import annotations
@@ -76,11 +79,13 @@ def side_by_side_latency(run_dirs: dict[str, Path], seq_len: int, rounds: int, r
 
 def run_task(task: str, args) -> list[dict]:
     train_limit, dev_limit, epochs = (64, 32, 1.0) if args.smoke else TASKS[task]
+    epochs *= args.epochs_scale
     config = KDLoRAConfig(task=task, train_limit=train_limit, dev_limit=dev_limit, epochs=epochs,
                           seed=args.seed, run_dir=str(args.work_dir / task), threads=args.threads,
                           latency_repeats=args.repeats)
     records = run_pipeline(config, say=lambda s: print(f"[{task}] {s}", flush=True))
-    for method, changes in VARIANTS.items():
+    variants = VARIANTS if args.variants else {}
+    for method, changes in variants.items():
         variant_dir = args.work_dir / task / method
         result = read_step_result(variant_dir)
         if result is None:
@@ -89,7 +94,7 @@ def run_task(task: str, args) -> list[dict]:
                                                   teacher=str(args.work_dir / task / "teacher"),
                                                   **changes))
         records.append({**result, "method": method})
-    dirs = {"fft": "teacher", "lora": "lora", "kd-lora": "kd-lora", **{m: m for m in VARIANTS}}
+    dirs = {"fft": "teacher", "lora": "lora", "kd-lora": "kd-lora", **{m: m for m in variants}}
     seq_len = records[0]["latency_seq_len"]
     latency = side_by_side_latency({m: args.work_dir / task / d for m, d in dirs.items()}, seq_len,
                                    args.rounds, args.repeats)
@@ -169,6 +174,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10, help="timed batches per latency round")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--smoke", action="store_true", help="64 examples, 1 epoch: checks the script")
+    parser.add_argument("--epochs-scale", type=float, default=1.0,
+                        help="multiply every task's epochs (all methods alike); use its own --work-dir and --out")
+    parser.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
+                        help="also train the student ablations (full vocabulary, base init)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.threads:
@@ -176,8 +185,8 @@ def main() -> int:
     records: list[dict] = []
     result = {"command": "python " + shlex.join(["benchmarks/kdlora_glue.py", *sys.argv[1:]]),
               "machine": machine(), "date": _dt.date.today().isoformat(), "lagless_version": __version__,
-              "settings": {t: dict(zip(("train_examples", "dev_examples", "epochs"), TASKS[t], strict=True))
-                           for t in args.tasks.split(",")},
+              "settings": {t: {"train_examples": TASKS[t][0], "dev_examples": TASKS[t][1],
+                               "epochs": TASKS[t][2] * args.epochs_scale} for t in args.tasks.split(",")},
               "records": records, "summary": {}}
     for task in args.tasks.split(","):
         records.extend(run_task(task, args))
