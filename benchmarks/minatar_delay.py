@@ -214,8 +214,8 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
         "",
         ("`final_return`: mean return of the training episodes that ended in the last 10% of "
          "the run's agent steps (from `RUN/metrics.csv`: per-update `charts/episodic_return` "
-         "weighted by `charts/episodes`). Cells: mean over seeds (n = seeds); `-` = not run "
-         "yet."),
+         "weighted by `charts/episodes`). Cells: mean over seeds ± their standard deviation "
+         "(n = seeds); `-` = not run yet."),
         "",
         "| game | " + " | ".join(label[a] for a in archs) + " |",
         "|---|" + "---:|" * len(archs),
@@ -224,7 +224,8 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
         row = [env.split("/")[1]]
         for a in archs:
             v = cell.get((env, a))
-            row.append(f"{means[(env, a)]:.2f} (n={len(v)})" if v else "-")
+            sd = f" ± {float(np.std(v, ddof=1)):.2f}" if v and len(v) > 1 else ""
+            row.append(f"{means[(env, a)]:.2f}{sd} (n={len(v)})" if v else "-")
         lines.append("| " + " | ".join(row) + " |")
 
     # normalised by instant per game
