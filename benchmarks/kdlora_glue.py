@@ -77,9 +77,14 @@ def side_by_side_latency(run_dirs: dict[str, Path], seq_len: int, rounds: int, r
     return {m: float(np.median(t)) for m, t in times.items()}
 
 
-def run_task(task: str, args) -> list[dict]:
+def task_plan(task: str, args) -> tuple[int | None, int | None, float]:
+    """(training examples, dev examples, epochs) of ``task`` under ``--smoke`` and ``--epochs-scale``."""
     train_limit, dev_limit, epochs = (64, 32, 1.0) if args.smoke else TASKS[task]
-    epochs *= args.epochs_scale
+    return train_limit, dev_limit, epochs * args.epochs_scale
+
+
+def run_task(task: str, args) -> list[dict]:
+    train_limit, dev_limit, epochs = task_plan(task, args)
     config = KDLoRAConfig(task=task, train_limit=train_limit, dev_limit=dev_limit, epochs=epochs,
                           seed=args.seed, run_dir=str(args.work_dir / task), threads=args.threads,
                           latency_repeats=args.repeats)
@@ -185,8 +190,8 @@ def main() -> int:
     records: list[dict] = []
     result = {"command": "python " + shlex.join(["benchmarks/kdlora_glue.py", *sys.argv[1:]]),
               "machine": machine(), "date": _dt.date.today().isoformat(), "lagless_version": __version__,
-              "settings": {t: {"train_examples": TASKS[t][0], "dev_examples": TASKS[t][1],
-                               "epochs": TASKS[t][2] * args.epochs_scale} for t in args.tasks.split(",")},
+              "settings": {t: dict(zip(("train_examples", "dev_examples", "epochs"), task_plan(t, args),
+                                       strict=True)) for t in args.tasks.split(",")},
               "records": records, "summary": {}}
     for task in args.tasks.split(","):
         records.extend(run_task(task, args))
