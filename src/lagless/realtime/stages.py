@@ -64,7 +64,12 @@ class ConvStage(nn.Module):
 
 
 class HeadStage(nn.Module):
-    """The output layer: logits, an action mean, or a value. Small init for policies."""
+    """The output layer: logits, an action mean, or a value. Small init for policies.
+
+    It always computes in float32, also under a bfloat16 autocast: bfloat16 keeps 8 bits of
+    mantissa, so a value of 20 would be rounded to a multiple of 0.125 and logits would move
+    by more than PPO's ratio can tell from a real change. The layer is small; float32 is cheap.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, std: float):
         super().__init__()
@@ -72,4 +77,5 @@ class HeadStage(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.linear(x.float())
