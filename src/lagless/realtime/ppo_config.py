@@ -50,7 +50,7 @@ class PPOConfig:
     max_episode_frames: int | None = option(None, "frame limit per episode (MinAtar default 10000)",
                                             metavar="F")
     precision: str = option("fp32", "fp32, or bf16: matmuls and convolutions of acting and learning in "
-                                     "bfloat16 (weights, optimizer and losses stay float32); fast on "
+                                     "bfloat16 (weights, optimizer, output layer and losses stay float32); fast on "
                                      "CPUs with AMX or AVX-512 BF16 and on recent GPUs")
     threads: int = option(0, "torch CPU threads (0: torch's default)", metavar="N")
     progress: bool = option(True, "show a progress bar")
