@@ -14,6 +14,10 @@ weighted by their episode counts), which is the same for fresh and resumed runs.
 
 After each run (and at start) ``benchmarks/results/minatar_delay.md`` is regenerated from the
 JSON. ``--report-only`` just regenerates it.
+
+``--precision bf16`` trains with lagless's bfloat16 matmuls and convolutions instead; those
+records carry ``precision: "bf16"`` and fill extra columns (e.g. ``instant bf16``), so that the
+report shows whether the faster arithmetic learns as well as float32 (the goal uses float32).
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ ARCHS = {"instant": 0, "chain": 0, "skip": LAYERS, "lstm": 0}
 TAU = 1
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "minatar_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "minatar_delay"
-KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "seed", "steps")
+KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "seed", "steps", "precision")
+PRECISIONS = ("fp32", "bf16")
 FULL_COMMAND = "python benchmarks/minatar_delay.py --env all --arch all --seeds 1 --skip-done"
 
 
@@ -90,7 +95,14 @@ def resolve_archs(values: list[str]) -> list[str]:
 
 
 def record_key(rec: dict) -> tuple:
-    return tuple(rec[k] for k in KEY_FIELDS)
+    # records written before precision was a setting are float32
+    return tuple(rec.get(k, "fp32") if k == "precision" else rec[k] for k in KEY_FIELDS)
+
+
+def column(rec: dict) -> str:
+    """The report column of a record: its arch, plus its precision when not float32."""
+    precision = rec.get("precision", "fp32")
+    return rec["arch"] if precision == "fp32" else f"{rec['arch']} {precision}"
 
 
 def load_records(path: Path) -> list[dict]:
@@ -111,13 +123,15 @@ def merge_record(path: Path, rec: dict) -> None:
         records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
         records.append(rec)
         records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
-                                    else 99, r["arch"], r["seed"], r["steps"]))
+                                    else 99, r["arch"], r.get("precision", "fp32"), r["seed"], r["steps"]))
         atomic_write_json(path, records)
 
 
-def run_dir_for(runs_root: Path, env: str, arch: str, seed: int, steps: int) -> Path:
+def run_dir_for(runs_root: Path, env: str, arch: str, seed: int, steps: int,
+                precision: str = "fp32") -> Path:
     game = env.split("/")[-1]
-    return runs_root / f"{game}-{arch}-L{LAYERS}-t{TAU}-k{ARCHS[arch]}-s{seed}-n{steps}"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return runs_root / f"{game}-{arch}-L{LAYERS}-t{TAU}-k{ARCHS[arch]}-s{seed}-n{steps}{suffix}"
 
 
 def final_return_from_metrics(run_dir: Path) -> tuple[float, int, int]:
@@ -137,6 +151,22 @@ def final_return_from_metrics(run_dir: Path) -> tuple[float, int, int]:
     return float((ret[ok] * n[ok]).sum() / total), int(total), int(last)
 
 
+def returns_by_fifth(run_dir: Path) -> list[float]:
+    """Mean return of the episodes ending in each fifth of the run's steps: the learning curve."""
+    from lagless.runs import read_metrics
+
+    m = read_metrics(run_dir / "metrics.csv")
+    steps, ret, n = m["step"], m["charts/episodic_return"], m["charts/episodes"]
+    last = float(steps.max())
+    ok = (n > 0) & ~np.isnan(ret)
+    out = []
+    for k in range(5):
+        sel = ok & (steps > k / 5 * last) & (steps <= (k + 1) / 5 * last)
+        total = float(n[sel].sum())
+        out.append(round(float((ret[sel] * n[sel]).sum() / total), 4) if total else math.nan)
+    return out
+
+
 def last_sps(run_dir: Path) -> float:
     from lagless.runs import read_metrics
 
@@ -150,16 +180,16 @@ def last_sps(run_dir: Path) -> float:
 
 
 def run_one(env: str, arch: str, seed: int, steps: int, runs_root: Path, out: Path,
-            progress: bool) -> dict:
+            progress: bool, precision: str = "fp32") -> dict:
     from lagless.realtime.ppo import train
     from lagless.realtime.ppo_config import PPOConfig
 
-    rdir = run_dir_for(runs_root, env, arch, seed, steps)
+    rdir = run_dir_for(runs_root, env, arch, seed, steps, precision)
     resume = (rdir / "config.json").exists()
     config = PPOConfig(env=env, arch=arch, layers=LAYERS, tau=TAU, last_actions=ARCHS[arch],
                        seed=seed, total_steps=steps, run_dir=str(rdir), progress=progress,
-                       threads=1)
-    print(f"[minatar_delay] {'resuming' if resume else 'starting'} {env} {arch} seed {seed} "
+                       threads=1, precision=precision)
+    print(f"[minatar_delay] {'resuming' if resume else 'starting'} {env} {arch} {precision} seed {seed} "
           f"steps {steps} -> {rdir}", flush=True)
     t0 = time.perf_counter()
     result = train(config, resume=resume)
@@ -169,7 +199,8 @@ def run_one(env: str, arch: str, seed: int, steps: int, runs_root: Path, out: Pa
     rec = {
         "env": env, "arch": arch, "layers": LAYERS, "tau": TAU, "last_actions": ARCHS[arch],
         "fresh_actions": config.fresh_actions,
-        "seed": seed, "steps": steps, "final_return": final, "sps": round(sps, 1),
+        "seed": seed, "steps": steps, "precision": precision, "final_return": final,
+        "return_by_fifth": returns_by_fifth(rdir), "sps": round(sps, 1),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
     }
@@ -188,6 +219,53 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else math.nan
 
 
+def curve_table(recs: list[dict], archs: list[str], label: dict[str, str]) -> list[str]:
+    """Each arch's return over instant's, per fifth of training: does the gap close or widen?"""
+    curves: dict[tuple[str, str], list[list[float]]] = {}
+    for r in recs:
+        if r.get("return_by_fifth"):
+            curves.setdefault((r["env"], column(r)), []).append(r["return_by_fifth"])
+    seed_mean = {k: np.nanmean(np.array(v, dtype=float), axis=0) for k, v in curves.items()}
+    rows = []
+    for a in archs:
+        if a == "instant":
+            continue
+        games = [e for e in ENVS if (e, a) in seed_mean and (e, "instant") in seed_mean]
+        if not games:
+            continue
+        ratios = np.array([seed_mean[(e, a)] / seed_mean[(e, "instant")] for e in games])
+        cells = [f"{v:.2f}" for v in np.nanmean(ratios, axis=0)]
+        rows.append(f"| {label[a]} | " + " | ".join(cells) + f" | {len(games)} |")
+    if not rows:
+        return []
+    return [
+        "### Over training: return / instant's, by fifth of the run",
+        "",
+        ("Per game, the mean return (over seeds) of the episodes ending in each fifth of the "
+         "run's steps, divided by instant's in the same fifth, then averaged over games. A "
+         "ratio that falls from left to right means instant is pulling away."),
+        "",
+        "| arch | 1st | 2nd | 3rd | 4th | 5th | games |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
+
+
+def backfill_curves(out: Path, runs_root: Path) -> int:
+    """Add ``return_by_fifth`` to records written before it existed, from their run folders."""
+    added = 0
+    for r in load_records(out):
+        if r.get("return_by_fifth") or r["arch"] not in ARCHS:
+            continue
+        rdir = run_dir_for(runs_root, r["env"], r["arch"], r["seed"], r["steps"],
+                           r.get("precision", "fp32"))
+        if (rdir / "metrics.csv").exists():
+            merge_record(out, {**r, "return_by_fifth": returns_by_fifth(rdir)})
+            added += 1
+    return added
+
+
 def write_report(out: Path, md: Path, steps: int, command: str) -> None:
     from lagless.runs import atomic_write_text
 
@@ -196,13 +274,14 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
             and r["arch"] in ARCHS and r["last_actions"] == ARCHS[r["arch"]]]
     cell: dict[tuple[str, str], list[float]] = {}
     for r in recs:
-        cell.setdefault((r["env"], r["arch"]), []).append(r["final_return"])
+        cell.setdefault((r["env"], column(r)), []).append(r["final_return"])
     means = {k: _mean(v) for k, v in cell.items()}
     sps = {}
     for r in recs:
-        sps.setdefault(r["arch"], []).append(r["sps"])
-    archs = list(ARCHS)
+        sps.setdefault(column(r), []).append(r["sps"])
+    archs = list(ARCHS) + sorted({column(r) for r in recs} - set(ARCHS))
     label = {"instant": "instant", "chain": "chain", "skip": f"skip +{ARCHS['skip']} actions", "lstm": "lstm"}
+    label.update({a: a for a in archs if a not in label})
 
     lines = [
         "# MinAtar: real-time delay benchmark",
@@ -210,7 +289,8 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
         (f"PPO (lagless defaults: 16 envs x 128 rollout steps), {LAYERS} layers, tau {TAU}, "
          f"{steps:,} agent steps per run; `skip` gets the last {ARCHS['skip']} executed actions "
          "(last_actions, read undelayed by its dense layers and head: fresh_actions), the others "
-         "get none."),
+         "get none. Columns named `ARCH bf16` train with `--precision bf16` (bfloat16 "
+         "matmuls and convolutions); all others, and the goal, use float32."),
         "",
         ("`final_return`: mean return of the training episodes that ended in the last 10% of "
          "the run's agent steps (from `RUN/metrics.csv`: per-update `charts/episodic_return` "
@@ -272,7 +352,7 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
                  f"{raw_s:.2f} vs chain {raw_c:.2f}).")
         if missing:
             goal += " Provisional: missing " + ", ".join(missing) + "."
-    lines += [goal, ""]
+    lines += [goal, ""] + curve_table(recs, archs, label)
     todo = [f"{e.split('/')[1]}/{a}" for e in ENVS for a in archs if (e, a) not in means]
     lines += [f"Cells not run yet: {', '.join(todo) if todo else 'none'}.", ""]
 
@@ -326,12 +406,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=500_000, help="agent steps per run")
     p.add_argument("--skip-done", action="store_true",
                    help="skip runs whose record is already in the results file")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="lagless's --precision for these runs (bf16 fills extra columns)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     p.add_argument("--md", type=Path, default=None,
                    help="report (default: the results JSON with .md)")
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report-only", action="store_true", help="only regenerate the report")
+    p.add_argument("--backfill-curves", action="store_true",
+                   help="add the learning curve (return by fifth of training) to records that "
+                        "lack it, from their folders under --runs-root, then regenerate the report")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="start no new run after this many minutes (the current one finishes)")
     p.add_argument("--stop-file", type=Path, default=None,
@@ -347,10 +432,12 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/minatar_delay.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    if args.report_only:
+    if args.backfill_curves:
+        print(f"[minatar_delay] learning curves added to {backfill_curves(args.out, args.runs_root)} records")
+    if args.report_only or args.backfill_curves:
         command = previous_command(md) or command
     write_report(args.out, md, args.steps, command.strip())
-    if args.report_only:
+    if args.report_only or args.backfill_curves:
         print(md.read_text())
         return
 
@@ -364,12 +451,12 @@ def main(argv: list[str] | None = None) -> None:
                 if args.stop_file is not None and args.stop_file.exists():
                     print(f"[minatar_delay] {args.stop_file} exists: stopping", flush=True)
                     return
-                key = (env, arch, LAYERS, TAU, ARCHS[arch], seed, args.steps)
+                key = (env, arch, LAYERS, TAU, ARCHS[arch], seed, args.steps, args.precision)
                 if args.skip_done and any(record_key(r) == key for r in load_records(args.out)):
                     print(f"[minatar_delay] skip (done) {env} {arch} seed {seed}", flush=True)
                     continue
                 run_one(env, arch, seed, args.steps, args.runs_root, args.out,
-                        not args.no_progress)
+                        not args.no_progress, args.precision)
                 write_report(args.out, md, args.steps, command.strip())
     print(f"[minatar_delay] results: {args.out}, report: {md}", flush=True)
 
