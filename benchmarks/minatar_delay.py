@@ -134,21 +134,22 @@ def run_dir_for(runs_root: Path, env: str, arch: str, seed: int, steps: int,
     return runs_root / f"{game}-{arch}-L{LAYERS}-t{TAU}-k{ARCHS[arch]}-s{seed}-n{steps}{suffix}"
 
 
+def _episode_mean(m: dict, lo: float, hi: float) -> tuple[float, int]:
+    """(mean return, episodes) of the episodes that ended at steps in ``(lo, hi]``."""
+    steps, ret, n = m["step"], m["charts/episodic_return"], m["charts/episodes"]
+    sel = (steps > lo) & (steps <= hi) & (n > 0) & ~np.isnan(ret)  # updates in which episodes ended
+    total = float(n[sel].sum())
+    return (float((ret[sel] * n[sel]).sum() / total) if total else math.nan), int(total)
+
+
 def final_return_from_metrics(run_dir: Path) -> tuple[float, int, int]:
     """(mean return, episodes, last step) over episodes ending in the last 10% of steps."""
     from lagless.runs import read_metrics
 
     m = read_metrics(run_dir / "metrics.csv")
-    steps = m["step"]
-    last = float(steps.max())
-    sel = steps > 0.9 * last
-    ret = m["charts/episodic_return"][sel]
-    n = m["charts/episodes"][sel]
-    ok = (n > 0) & ~np.isnan(ret)  # updates in which episodes ended
-    total = float(n[ok].sum())
-    if total == 0:
-        return math.nan, 0, int(last)
-    return float((ret[ok] * n[ok]).sum() / total), int(total), int(last)
+    last = float(m["step"].max())
+    mean, episodes = _episode_mean(m, 0.9 * last, last)
+    return mean, episodes, int(last)
 
 
 def returns_by_fifth(run_dir: Path) -> list[float]:
@@ -156,15 +157,9 @@ def returns_by_fifth(run_dir: Path) -> list[float]:
     from lagless.runs import read_metrics
 
     m = read_metrics(run_dir / "metrics.csv")
-    steps, ret, n = m["step"], m["charts/episodic_return"], m["charts/episodes"]
-    last = float(steps.max())
-    ok = (n > 0) & ~np.isnan(ret)
-    out = []
-    for k in range(5):
-        sel = ok & (steps > k / 5 * last) & (steps <= (k + 1) / 5 * last)
-        total = float(n[sel].sum())
-        out.append(round(float((ret[sel] * n[sel]).sum() / total), 4) if total else math.nan)
-    return out
+    last = float(m["step"].max())
+    means = [_episode_mean(m, k / 5 * last, (k + 1) / 5 * last)[0] for k in range(5)]
+    return [round(x, 4) if not math.isnan(x) else x for x in means]
 
 
 def last_sps(run_dir: Path) -> float:
