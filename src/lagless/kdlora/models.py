@@ -295,14 +295,19 @@ def classifier_module_names(model: nn.Module) -> list[str]:
     return names
 
 
-def pooler_names(model: nn.Module) -> list[str]:
-    """``["pooler"]`` if the encoder has a pooler with weights (BERT's dense + tanh on [CLS])."""
+def _pooler(model: nn.Module) -> nn.Module | None:
+    """The encoder's pooler if it has weights (BERT's dense + tanh on [CLS]), else None."""
     inner = unwrap_model(model)
     base = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
     pooler = getattr(base, "pooler", None)
     if not isinstance(pooler, nn.Module) or not any(True for _ in pooler.parameters()):
-        return []
-    return ["pooler"]
+        return None
+    return pooler
+
+
+def pooler_names(model: nn.Module) -> list[str]:
+    """``["pooler"]`` if the encoder has a pooler with weights."""
+    return ["pooler"] if _pooler(model) is not None else []
 
 
 def untrained_pooler_names(model: nn.Module) -> list[str]:
@@ -314,10 +319,9 @@ def untrained_pooler_names(model: nn.Module) -> list[str]:
     slowly. Such a pooler trains with the head; a trained one (any non-zero bias) stays frozen,
     as in the KD-LoRA paper.
     """
-    if not pooler_names(model):
+    pooler = _pooler(model)
+    if pooler is None:
         return []
-    inner = unwrap_model(model)
-    pooler = getattr(inner, inner.base_model_prefix).pooler
     biases = [p for n, p in pooler.named_parameters() if n.endswith("bias")]
     if not biases or any(bool(b.detach().abs().sum() > 0) for b in biases):
         return []
