@@ -18,6 +18,12 @@ JSON. ``--report-only`` just regenerates it.
 ``--precision bf16`` trains with lagless's bfloat16 matmuls and convolutions instead; those
 records carry ``precision: "bf16"`` and fill extra columns (e.g. ``instant bf16``), so that the
 report shows whether the faster arithmetic learns as well as float32 (the goal uses float32).
+
+``--obs-delay D`` wraps the environment so the agent sees each observation D steps late (with
+the last 4 executed actions current); ``--arch instant --obs-delay 1`` is an ordinary network
+that is one step late, the best a pipelined network can do under lagless's convention (an
+observation reaches the output one step after it arrives). Its column (``instant obs+1``)
+tells the cost of that one step apart from the cost of pipelining.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ ARCHS = {"instant": 0, "chain": 0, "skip": LAYERS, "lstm": 0}
 TAU = 1
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "minatar_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "minatar_delay"
-KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "seed", "steps", "precision")
+KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "seed", "steps", "precision", "obs_delay")
+KEY_DEFAULTS = {"precision": "fp32", "obs_delay": 0}  # for records written before these settings
 PRECISIONS = ("fp32", "bf16")
 FULL_COMMAND = "python benchmarks/minatar_delay.py --env all --arch all --seeds 1 --skip-done"
 
@@ -94,15 +101,19 @@ def resolve_archs(values: list[str]) -> list[str]:
     return [a for a in ARCHS if a in values]
 
 
+def last_actions_for(arch: str, obs_delay: int = 0) -> int:
+    """Actions appended for ``arch``; an agent behind a delayed environment gets skip's."""
+    return LAYERS if obs_delay else ARCHS[arch]
+
+
 def record_key(rec: dict) -> tuple:
-    # records written before precision was a setting are float32
-    return tuple(rec.get(k, "fp32") if k == "precision" else rec[k] for k in KEY_FIELDS)
+    return tuple(rec[k] if k in rec else KEY_DEFAULTS[k] for k in KEY_FIELDS)
 
 
 def column(rec: dict) -> str:
-    """The report column of a record: its arch, plus its precision when not float32."""
-    precision = rec.get("precision", "fp32")
-    return rec["arch"] if precision == "fp32" else f"{rec['arch']} {precision}"
+    """The report column of a record: its arch, plus its observation delay and precision when set."""
+    precision, delay = rec.get("precision", "fp32"), rec.get("obs_delay", 0)
+    return rec["arch"] + (f" obs+{delay}" if delay else "") + ("" if precision == "fp32" else f" {precision}")
 
 
 def load_records(path: Path) -> list[dict]:
@@ -123,15 +134,17 @@ def merge_record(path: Path, rec: dict) -> None:
         records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
         records.append(rec)
         records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
-                                    else 99, r["arch"], r.get("precision", "fp32"), r["seed"], r["steps"]))
+                                    else 99, r["arch"], r.get("obs_delay", 0), r.get("precision", "fp32"),
+                                    r["seed"], r["steps"]))
         atomic_write_json(path, records)
 
 
 def run_dir_for(runs_root: Path, env: str, arch: str, seed: int, steps: int,
-                precision: str = "fp32") -> Path:
+                precision: str = "fp32", obs_delay: int = 0) -> Path:
     game = env.split("/")[-1]
-    suffix = "" if precision == "fp32" else f"-{precision}"
-    return runs_root / f"{game}-{arch}-L{LAYERS}-t{TAU}-k{ARCHS[arch]}-s{seed}-n{steps}{suffix}"
+    suffix = ("" if precision == "fp32" else f"-{precision}") + (f"-d{obs_delay}" if obs_delay else "")
+    k = last_actions_for(arch, obs_delay)
+    return runs_root / f"{game}-{arch}-L{LAYERS}-t{TAU}-k{k}-s{seed}-n{steps}{suffix}"
 
 
 def _episode_mean(m: dict, lo: float, hi: float) -> tuple[float, int]:
@@ -175,13 +188,14 @@ def last_sps(run_dir: Path) -> float:
 
 
 def run_one(env: str, arch: str, seed: int, steps: int, runs_root: Path, out: Path,
-            progress: bool, precision: str = "fp32") -> dict:
+            progress: bool, precision: str = "fp32", obs_delay: int = 0) -> dict:
     from lagless.realtime.ppo import train
     from lagless.realtime.ppo_config import PPOConfig
 
-    rdir = run_dir_for(runs_root, env, arch, seed, steps, precision)
+    rdir = run_dir_for(runs_root, env, arch, seed, steps, precision, obs_delay)
     resume = (rdir / "config.json").exists()
-    config = PPOConfig(env=env, arch=arch, layers=LAYERS, tau=TAU, last_actions=ARCHS[arch],
+    config = PPOConfig(env=env, arch=arch, layers=LAYERS, tau=TAU,
+                       last_actions=last_actions_for(arch, obs_delay), obs_delay=obs_delay,
                        seed=seed, total_steps=steps, run_dir=str(rdir), progress=progress,
                        threads=1, precision=precision)
     print(f"[minatar_delay] {'resuming' if resume else 'starting'} {env} {arch} {precision} seed {seed} "
@@ -192,8 +206,8 @@ def run_one(env: str, arch: str, seed: int, steps: int, runs_root: Path, out: Pa
     final, episodes, last = final_return_from_metrics(rdir)
     sps = result.sps if result.sps > 0 else last_sps(rdir)
     rec = {
-        "env": env, "arch": arch, "layers": LAYERS, "tau": TAU, "last_actions": ARCHS[arch],
-        "fresh_actions": config.fresh_actions,
+        "env": env, "arch": arch, "layers": LAYERS, "tau": TAU, "last_actions": config.last_actions,
+        "fresh_actions": config.fresh_actions, "obs_delay": obs_delay,
         "seed": seed, "steps": steps, "precision": precision, "final_return": final,
         "return_by_fifth": returns_by_fifth(rdir), "sps": round(sps, 1),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -254,7 +268,7 @@ def backfill_curves(out: Path, runs_root: Path) -> int:
         if r.get("return_by_fifth") or r["arch"] not in ARCHS:
             continue
         rdir = run_dir_for(runs_root, r["env"], r["arch"], r["seed"], r["steps"],
-                           r.get("precision", "fp32"))
+                           r.get("precision", "fp32"), r.get("obs_delay", 0))
         if (rdir / "metrics.csv").exists():
             merge_record(out, {**r, "return_by_fifth": returns_by_fifth(rdir)})
             added += 1
@@ -266,7 +280,7 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
 
     recs = [r for r in load_records(out)
             if r["layers"] == LAYERS and r["tau"] == TAU and r["steps"] == steps
-            and r["arch"] in ARCHS and r["last_actions"] == ARCHS[r["arch"]]]
+            and r["arch"] in ARCHS and r["last_actions"] == last_actions_for(r["arch"], r.get("obs_delay", 0))]
     cell: dict[tuple[str, str], list[float]] = {}
     for r in recs:
         cell.setdefault((r["env"], column(r)), []).append(r["final_return"])
@@ -285,7 +299,10 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
          f"{steps:,} agent steps per run; `skip` gets the last {ARCHS['skip']} executed actions "
          "(last_actions, read undelayed by its dense layers and head: fresh_actions), the others "
          "get none. Columns named `ARCH bf16` train with `--precision bf16` (bfloat16 "
-         "matmuls and convolutions); all others, and the goal, use float32."),
+         "matmuls and convolutions); all others, and the goal, use float32. Columns named "
+         "`ARCH obs+D` see every observation D steps late (the environment delays it) and get "
+         "the last 4 actions: `instant obs+1` is the best a pipelined network can do, whose "
+         "freshest input is one step old."),
         "",
         ("`final_return`: mean return of the training episodes that ended in the last 10% of "
          "the run's agent steps (from `RUN/metrics.csv`: per-update `charts/episodic_return` "
@@ -403,6 +420,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="skip runs whose record is already in the results file")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="lagless's --precision for these runs (bf16 fills extra columns)")
+    p.add_argument("--obs-delay", type=int, default=0,
+                   help="the environment shows each observation this many steps late (fills extra "
+                        "columns, e.g. instant obs+1)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     p.add_argument("--md", type=Path, default=None,
                    help="report (default: the results JSON with .md)")
@@ -446,12 +466,13 @@ def main(argv: list[str] | None = None) -> None:
                 if args.stop_file is not None and args.stop_file.exists():
                     print(f"[minatar_delay] {args.stop_file} exists: stopping", flush=True)
                     return
-                key = (env, arch, LAYERS, TAU, ARCHS[arch], seed, args.steps, args.precision)
+                key = (env, arch, LAYERS, TAU, last_actions_for(arch, args.obs_delay), seed, args.steps,
+                       args.precision, args.obs_delay)
                 if args.skip_done and any(record_key(r) == key for r in load_records(args.out)):
                     print(f"[minatar_delay] skip (done) {env} {arch} seed {seed}", flush=True)
                     continue
                 run_one(env, arch, seed, args.steps, args.runs_root, args.out,
-                        not args.no_progress, args.precision)
+                        not args.no_progress, args.precision, args.obs_delay)
                 write_report(args.out, md, args.steps, command.strip())
     print(f"[minatar_delay] results: {args.out}, report: {md}", flush=True)
 

@@ -53,6 +53,17 @@ def test_delayed_critic_and_observation_history(tmp_path):
     assert np.isfinite(read_metrics(run / "metrics.csv")["losses/value_loss"]).all()
 
 
+def test_delayed_observations_train_and_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, "--arch", "instant", "--obs-delay", "1", "--last-actions", "1",
+                  "--total-steps", "128") == 0
+    assert json.loads((run / "config.json").read_text())["obs_delay"] == 1
+    assert main(["eval", str(run), "--episodes", "2"]) == 0  # eval sees the same delayed env
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 2
+    assert _train(tmp_path / "bad", "--obs-delay", "-1") == 2
+    assert "--obs-delay must be >= 0" in capsys.readouterr().err
+
+
 def test_time_limit_truncation_is_bootstrapped(tmp_path):
     run = tmp_path / "run"
     assert _train(run, "--max-episode-frames", "10", "--total-steps", "128", "--last-actions", "2") == 0

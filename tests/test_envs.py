@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from lagless.envs import ActionRepeat, LastActions, ObsHistory, make_env, make_single_env
+from lagless.envs import ActionRepeat, LastActions, ObsDelay, ObsHistory, make_env, make_single_env
 from lagless.errors import LaglessError
 
 needs_minatar = pytest.mark.skipif(
@@ -163,6 +163,37 @@ def test_obs_history_images_stack_channels_most_recent_first():
     np.testing.assert_array_equal(obs2[..., 8:], obs0[..., :4])
 
 
+def test_obs_delay_shows_observations_late_and_rewards_on_time():
+    env = ObsDelay(CounterEnv(n_frames=4), 2)
+    obs, _ = env.reset()
+    np.testing.assert_array_equal(obs, [0, 0])
+    seen, rewards, ends = [], [], []
+    for action in (1, 2, 0, 1):
+        obs, reward, terminated, _, _ = env.step(action)
+        seen.append(obs.tolist())
+        rewards.append(reward)
+        ends.append(terminated)
+    # step t shows the observation of step t - 2 (the first one until then)
+    assert seen == [[0, 0], [0, 0], [1, 1], [2, 2]]
+    assert rewards == [1.0] * 4 and ends == [False, False, False, True]
+    obs, _ = env.reset()  # nothing from the last episode leaks into the next
+    first, *_ = env.step(2)
+    np.testing.assert_array_equal(obs, [0, 0])
+    np.testing.assert_array_equal(first, [0, 0])
+
+
+def test_obs_delay_sits_under_last_actions():
+    """The delayed observation comes with the actions taken since, undelayed."""
+    env = make_single_env("CartPole-v1", obs_delay=1, last_actions=1)
+    plain = make_single_env("CartPole-v1")
+    env.reset(seed=3)
+    ref, _ = plain.reset(seed=3)
+    late, *_ = env.step(1)
+    plain.step(1)
+    np.testing.assert_array_equal(late["observation"], ref)  # one step late
+    np.testing.assert_array_equal(late["last_actions"], [0, 1])  # the action just taken
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
@@ -171,6 +202,7 @@ def test_obs_history_images_stack_channels_most_recent_first():
         ({"env_id": "CartPole-v1", "tau": 0}, "--tau"),
         ({"env_id": "CartPole-v1", "last_actions": -1}, "--last-actions"),
         ({"env_id": "CartPole-v1", "obs_history": -2}, "--obs-history"),
+        ({"env_id": "CartPole-v1", "obs_delay": -1}, "--obs-delay"),
         ({"env_id": "CartPole-v1", "num_envs": 0}, "--num-envs"),
         ({"env_id": "CartPole-v1", "max_episode_frames": 0}, "--max-episode-frames"),
     ],

@@ -14,7 +14,7 @@ import numbers
 import gymnasium as gym
 from gymnasium import spaces
 
-from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsHistory
+from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsDelay, ObsHistory
 from lagless.errors import LaglessError
 
 MINATAR_PREFIX = "MinAtar/"
@@ -81,17 +81,20 @@ def make_single_env(
     obs_history: int = 0,
     max_episode_frames: int | None = None,
     render_mode: str | None = None,
+    obs_delay: int = 0,
 ) -> gym.Env:
     """Makes one environment with lagless's wrappers, inner to outer:
 
     base env -> TimeLimit(frames) -> float32 cast -> ActionRepeat(tau) [if tau > 1]
-    -> ObsHistory(obs_history) [if > 0] -> LastActions(last_actions) [if > 0].
+    -> ObsDelay(obs_delay) [if > 0] -> ObsHistory(obs_history) [if > 0]
+    -> LastActions(last_actions) [if > 0].
 
     The time limit counts environment frames, not agent steps.  MinAtar ids get 10000 frames
     unless ``max_episode_frames`` is given; other ids keep their registered limit unless it is.
     Box observations are cast to float32 (MinAtar images stay (H, W, C)).
     """
-    _check_flags(tau=(tau, 1), last_actions=(last_actions, 0), obs_history=(obs_history, 0))
+    _check_flags(tau=(tau, 1), last_actions=(last_actions, 0), obs_history=(obs_history, 0),
+                 obs_delay=(obs_delay, 0))
     if max_episode_frames is not None:
         _check_flags(max_episode_frames=(max_episode_frames, 1))
     _check_env_id(env_id)
@@ -119,6 +122,8 @@ def make_single_env(
         env = Float32Obs(env)
     if tau > 1:
         env = ActionRepeat(env, tau)
+    if obs_delay > 0:
+        env = ObsDelay(env, obs_delay)
     if obs_history > 0:
         env = ObsHistory(env, obs_history)
     if last_actions > 0:
@@ -135,6 +140,7 @@ def make_env(
     obs_history: int = 0,
     seed: int = 0,
     max_episode_frames: int | None = None,
+    obs_delay: int = 0,
 ) -> gym.vector.VectorEnv:
     """Makes ``num_envs`` copies of :func:`make_single_env` in a same-step-autoreset SyncVectorEnv.
 
@@ -153,6 +159,7 @@ def make_env(
         last_actions=last_actions,
         obs_history=obs_history,
         max_episode_frames=max_episode_frames,
+        obs_delay=obs_delay,
     )
     envs = gym.vector.SyncVectorEnv(
         [make_one] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP

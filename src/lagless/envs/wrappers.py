@@ -66,6 +66,33 @@ class ActionRepeat(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
+class ObsDelay(gym.Wrapper):
+    """Shows the agent each observation ``d`` steps late, as a slow sensor or link would.
+
+    Rewards and episode ends are not delayed. After a reset the first observation is shown
+    until real ones are ``d`` steps old. It measures what a delay alone costs: an ordinary
+    network behind ``ObsDelay(1)`` is the best any pipelined network can do under lagless's
+    convention, where an observation reaches the output one step after it arrives.
+    """
+
+    def __init__(self, env: gym.Env, d: int):
+        super().__init__(env)
+        if d < 1:
+            raise LaglessError(f"--obs-delay must be >= 1 to add ObsDelay, got {d}")
+        self.d = int(d)
+        self._queue: list[Any] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._queue = [obs] * (self.d + 1)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._queue = self._queue[1:] + [obs]
+        return self._queue[0], reward, terminated, truncated, info
+
+
 class ObsHistory(gym.Wrapper):
     """Adds the previous ``h`` observations to the current one, so a memoryless policy sees motion.
 

@@ -18,7 +18,6 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from lagless import __version__
-from lagless.envs import make_env
 from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsHistory
 from lagless.errors import LaglessError
 from lagless.explain.datasets import save_minari, save_npz
@@ -67,8 +66,7 @@ def _play(config, agent, episodes: int, *, seed: int, greedy: bool, num_envs: in
     """Runs the agent; returns (list of finished episode dicts, base observation space)."""
     quota = _quotas(episodes, num_envs)
     n = len(quota)
-    envs = make_env(config.env, num_envs=n, tau=config.tau, last_actions=config.last_actions,
-                    obs_history=config.obs_history, seed=seed, max_episode_frames=config.max_episode_frames)
+    envs = config.make_envs(n, seed=seed)
     space = _base_space(envs)
     extract = _ObsExtractor(space, config.obs_history)
     generator = torch.Generator().manual_seed(seed)
@@ -161,6 +159,7 @@ def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
         "env": config.env, "run_dir": str(Path(run_dir).resolve()), "checkpoint": str(Path(path).resolve()),
         "checkpoint_step": step, "arch": config.arch, "num_actions": int(agent.action_space.n),
         "tau": config.tau, "last_actions": config.last_actions, "obs_history": config.obs_history,
+        "obs_delay": config.obs_delay,
         "greedy": greedy, "seed": seed, "algorithm": "lagless record", "lagless_version": __version__,
         "extras": ["policy_probs", "values"],
         "observation_note": "the environment's own observation (no history, no last actions)",

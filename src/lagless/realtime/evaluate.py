@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lagless.envs import make_env
 from lagless.errors import LaglessError
 from lagless.realtime.agent import ActorCritic
 from lagless.realtime.ppo_config import PPOConfig
@@ -23,8 +22,7 @@ def load_agent(run_dir: str | Path, checkpoint: str | Path | None = None):
     if path is None:
         raise LaglessError(f"{run_dir} has no checkpoint yet: train longer or resume it first")
     tensors, meta = load_checkpoint(path)
-    probe = make_env(config.env, num_envs=1, tau=config.tau, last_actions=config.last_actions,
-                     obs_history=config.obs_history, max_episode_frames=config.max_episode_frames)
+    probe = config.make_envs(1)
     agent = ActorCritic(config, probe.single_observation_space, probe.single_action_space)
     probe.close()
     check_spaces(meta, agent, path)
@@ -42,9 +40,7 @@ def run_episodes(config: PPOConfig, agent: ActorCritic, episodes: int, *, seed: 
     n = max(1, min(num_envs, episodes))
     quota = np.full(n, episodes // n)
     quota[: episodes % n] += 1
-    envs = make_env(config.env, num_envs=n, tau=config.tau, last_actions=config.last_actions,
-                    obs_history=config.obs_history, seed=seed,
-                    max_episode_frames=config.max_episode_frames)
+    envs = config.make_envs(n, seed=seed)
     obs, _ = envs.reset(seed=seed)
     state = agent.actor.initial_state(n)
     starts = torch.ones(n, dtype=torch.bool)

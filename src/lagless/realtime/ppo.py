@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lagless.envs import make_env
 from lagless.realtime.agent import ActorCritic
 from lagless.realtime.ppo_config import PPOConfig
 from lagless.realtime.ppo_loss import clipped_policy_loss, gae, value_loss
@@ -91,9 +90,7 @@ def train(config: PPOConfig, *, resume: bool = False) -> TrainResult:
         torch.set_num_threads(config.threads)
     run: RunFiles = open_run(config, resume=resume)
     _seed_everything(config.seed)
-    envs = make_env(config.env, num_envs=config.num_envs, tau=config.tau,
-                    last_actions=config.last_actions, obs_history=config.obs_history,
-                    seed=config.seed, max_episode_frames=config.max_episode_frames)
+    envs = config.make_envs(config.num_envs, seed=config.seed)
     agent = ActorCritic(config, envs.single_observation_space, envs.single_action_space)
     # fused: one kernel per parameter; PyTorch otherwise picks a per-tensor loop on CPU (4x slower)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5, fused=True)

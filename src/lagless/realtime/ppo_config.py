@@ -27,6 +27,8 @@ class PPOConfig:
     fresh_actions: bool = option(True, "a pipelined actor's dense layers and head read the last "
                                        "actions (--last-actions) undelayed: they are its own outputs")
     obs_history: int = option(0, "append the previous H observations to the observation", metavar="H")
+    obs_delay: int = option(0, "the environment shows each observation D steps late (a slow sensor); "
+                               "a pipelined actor's own delay adds to it", metavar="D")
     critic: str = option("instant", "critic: 'instant' sees the current, undelayed observation "
                                     "(asymmetric actor-critic); 'delayed' has the actor's architecture")
     total_steps: int = option(500_000, "agent steps to train, summed over environments", metavar="S")
@@ -62,7 +64,7 @@ class PPOConfig:
                      "update_epochs", "num_minibatches", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise LaglessError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("last_actions", "obs_history", "threads"):
+        for name in ("last_actions", "obs_history", "obs_delay", "threads"):
             if getattr(self, name) < 0:
                 raise LaglessError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.critic not in CRITICS:
@@ -75,3 +77,11 @@ class PPOConfig:
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.lr > 0):
             raise LaglessError("--gamma must be in (0, 1], --gae-lambda in [0, 1] and --lr > 0")
         return self
+
+    def make_envs(self, num_envs: int, seed: int = 0):
+        """The run's vectorised environment, wrapped as training saw it (also for eval and recording)."""
+        from lagless.envs import make_env
+
+        return make_env(self.env, num_envs=num_envs, tau=self.tau, last_actions=self.last_actions,
+                        obs_history=self.obs_history, obs_delay=self.obs_delay, seed=seed,
+                        max_episode_frames=self.max_episode_frames)
