@@ -21,7 +21,7 @@ report shows whether the faster arithmetic learns as well as float32 (the goal u
 
 ``--obs-delay D`` wraps the environment so the agent sees each observation D steps late (with
 the last 4 executed actions current); ``--arch instant --obs-delay 1`` is an ordinary network
-that is one step late, the best a pipelined network can do under lagless's convention (an
+that is one step late, roughly the best a pipelined network can do under lagless's convention (an
 observation reaches the output one step after it arrives). Its column (``instant obs+1``)
 tells the cost of that one step apart from the cost of pipelining.
 """
@@ -301,7 +301,7 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
          "get none. Columns named `ARCH bf16` train with `--precision bf16` (bfloat16 "
          "matmuls and convolutions); all others, and the goal, use float32. Columns named "
          "`ARCH obs+D` see every observation D steps late (the environment delays it) and get "
-         "the last 4 actions: `instant obs+1` is the best a pipelined network can do, whose "
+         "the last 4 actions: `instant obs+1` roughly bounds a pipelined network, whose "
          "freshest input is one step old."),
         "",
         ("`final_return`: mean return of the training episodes that ended in the last 10% of "

@@ -71,7 +71,7 @@ class ObsDelay(gym.Wrapper):
 
     Rewards and episode ends are not delayed. After a reset the first observation is shown
     until real ones are ``d`` steps old. It measures what a delay alone costs: an ordinary
-    network behind ``ObsDelay(1)`` is the best any pipelined network can do under lagless's
+    network behind ``ObsDelay(1)`` roughly bounds what a pipelined network can do under lagless's
     convention, where an observation reaches the output one step after it arrives.
     """
 
