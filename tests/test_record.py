@@ -63,6 +63,20 @@ def test_greedy_record_takes_the_most_likely_action(run_dir, tmp_path):
     assert np.array_equal(data.actions, probs.argmax(1))
 
 
+def test_record_of_a_delayed_environment_keeps_the_observation_dtype(tmp_path):
+    run = tmp_path / "late"
+    assert main(["train", "--env", "MinAtar/Breakout-v1", "--arch", "instant", "--obs-delay", "1",
+                 "--total-steps", "64", "--num-envs", "2", "--rollout-steps", "32", "--num-minibatches", "1",
+                 "--update-epochs", "1", "--hidden", "8", "--no-progress", "--no-tensorboard",
+                 "--max-episode-frames", "12", "--run-dir", str(run)]) == 0
+    out = tmp_path / "late.npz"
+    summary = record(run, 2, out, num_envs=2, progress=False)
+    assert summary["episodes"] == 2
+    data = load_dataset(out)
+    assert data.observations.dtype == np.bool_ and data.observations.shape[1:] == (10, 10, 4)
+    assert np.array_equal(data.observations[0], data.observations[1])  # first step shown twice
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--episodes", "0", "--out", "x.npz"], "--episodes must be >= 1, got 0"),
     (["--episodes", "1", "--out", "x.csv"], "must be a file ending in .npz"),

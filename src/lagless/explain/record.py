@@ -18,7 +18,7 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from lagless import __version__
-from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsHistory
+from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsDelay, ObsHistory
 from lagless.errors import LaglessError
 from lagless.explain.datasets import save_minari, save_npz
 from lagless.explain.episodes import EpisodeData
@@ -26,7 +26,7 @@ from lagless.explain.minari_format import check_new_dataset_id
 
 log = logging.getLogger(__name__)
 
-_LAGLESS_WRAPPERS = (LastActions, ObsHistory, ActionRepeat, Float32Obs)
+_LAGLESS_WRAPPERS = (LastActions, ObsHistory, ObsDelay, ActionRepeat, Float32Obs)
 
 
 def _base_space(envs) -> spaces.Space:
@@ -162,7 +162,8 @@ def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
         "obs_delay": config.obs_delay,
         "greedy": greedy, "seed": seed, "algorithm": "lagless record", "lagless_version": __version__,
         "extras": ["policy_probs", "values"],
-        "observation_note": "the environment's own observation (no history, no last actions)",
+        "observation_note": ("the environment's own observation (no history, no last actions), as the "
+                             "agent saw it: obs_delay steps late when obs_delay > 0"),
     }
     data, extras = _to_dataset(finished, meta)
     if format == "npz":
