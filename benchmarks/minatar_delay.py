@@ -106,13 +106,18 @@ def last_actions_for(arch: str, obs_delay: int = 0) -> int:
     return LAYERS if obs_delay else ARCHS[arch]
 
 
+def setting(rec: dict, name: str):
+    """A record's key field, with the default for records written before the field existed."""
+    return rec.get(name, KEY_DEFAULTS.get(name))
+
+
 def record_key(rec: dict) -> tuple:
     return tuple(rec[k] if k in rec else KEY_DEFAULTS[k] for k in KEY_FIELDS)
 
 
 def column(rec: dict) -> str:
     """The report column of a record: its arch, plus its observation delay and precision when set."""
-    precision, delay = rec.get("precision", "fp32"), rec.get("obs_delay", 0)
+    precision, delay = setting(rec, "precision"), setting(rec, "obs_delay")
     return rec["arch"] + (f" obs+{delay}" if delay else "") + ("" if precision == "fp32" else f" {precision}")
 
 
@@ -134,7 +139,7 @@ def merge_record(path: Path, rec: dict) -> None:
         records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
         records.append(rec)
         records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
-                                    else 99, r["arch"], r.get("obs_delay", 0), r.get("precision", "fp32"),
+                                    else 99, r["arch"], setting(r, "obs_delay"), setting(r, "precision"),
                                     r["seed"], r["steps"]))
         atomic_write_json(path, records)
 
@@ -268,7 +273,7 @@ def backfill_curves(out: Path, runs_root: Path) -> int:
         if r.get("return_by_fifth") or r["arch"] not in ARCHS:
             continue
         rdir = run_dir_for(runs_root, r["env"], r["arch"], r["seed"], r["steps"],
-                           r.get("precision", "fp32"), r.get("obs_delay", 0))
+                           setting(r, "precision"), setting(r, "obs_delay"))
         if (rdir / "metrics.csv").exists():
             merge_record(out, {**r, "return_by_fifth": returns_by_fifth(rdir)})
             added += 1
@@ -280,7 +285,7 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
 
     recs = [r for r in load_records(out)
             if r["layers"] == LAYERS and r["tau"] == TAU and r["steps"] == steps
-            and r["arch"] in ARCHS and r["last_actions"] == last_actions_for(r["arch"], r.get("obs_delay", 0))]
+            and r["arch"] in ARCHS and r["last_actions"] == last_actions_for(r["arch"], setting(r, "obs_delay"))]
     cell: dict[tuple[str, str], list[float]] = {}
     for r in recs:
         cell.setdefault((r["env"], column(r)), []).append(r["final_return"])

@@ -7,6 +7,7 @@ they later mutate (callers may keep what they get).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -80,16 +81,16 @@ class ObsDelay(gym.Wrapper):
         if d < 1:
             raise LaglessError(f"--obs-delay must be >= 1 to add ObsDelay, got {d}")
         self.d = int(d)
-        self._queue: list[Any] = []
+        self._queue: deque = deque(maxlen=self.d + 1)  # oldest first; appending drops it
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self._queue = [obs] * (self.d + 1)
+        self._queue.extend([obs] * (self.d + 1))
         return obs, info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._queue = self._queue[1:] + [obs]
+        self._queue.append(obs)
         return self._queue[0], reward, terminated, truncated, info
 
 
