@@ -16,6 +16,10 @@ interleaved rounds, so that their latencies share the machine's load. Writes
 
 ``--epochs-scale 3`` trains every method three times longer, to tell a student that is
 under-trained from one that lacks capacity; give it its own ``--work-dir`` and ``--out``.
+
+``--teachers DIR`` copies each task's finished teacher from another work dir (another seed's)
+instead of training it again: LoRA and KD-LoRA get a new seed, the fft row keeps the teacher's.
+``benchmarks/kdlora_glue_seeds.py`` averages several such result files.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import datetime as _dt
 import os
 import platform
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -83,11 +88,22 @@ def task_plan(task: str, args) -> tuple[int | None, int | None, float]:
     return train_limit, dev_limit, epochs * args.epochs_scale
 
 
+def reuse_teacher(source: Path, target: Path) -> None:
+    """Copy a finished teacher run into ``target`` (once), so the pipeline reuses it."""
+    if read_step_result(target) is not None:
+        return
+    if read_step_result(source) is None:
+        raise SystemExit(f"--teachers: {source} is not a finished teacher run (no metrics.json)")
+    shutil.copytree(source, target, dirs_exist_ok=True)
+
+
 def run_task(task: str, args) -> list[dict]:
     train_limit, dev_limit, epochs = task_plan(task, args)
     config = KDLoRAConfig(task=task, train_limit=train_limit, dev_limit=dev_limit, epochs=epochs,
                           seed=args.seed, run_dir=str(args.work_dir / task), threads=args.threads,
                           latency_repeats=args.repeats)
+    if args.teachers is not None:
+        reuse_teacher(args.teachers / task / "teacher", args.work_dir / task / "teacher")
     records = run_pipeline(config, say=lambda s: print(f"[{task}] {s}", flush=True))
     variants = VARIANTS if args.variants else {}
     for method, changes in variants.items():
@@ -181,6 +197,8 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="64 examples, 1 epoch: checks the script")
     parser.add_argument("--epochs-scale", type=float, default=1.0,
                         help="multiply every task's epochs (all methods alike); use its own --work-dir and --out")
+    parser.add_argument("--teachers", type=Path, default=None,
+                        help="reuse the finished teachers of another work dir (TEACHERS/TASK/teacher)")
     parser.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
                         help="also train the student ablations (full vocabulary, base init)")
     args = parser.parse_args()
