@@ -174,15 +174,19 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['task']} | {r['method']} | {r['model']} | {r['score']:.4f} | "
                      f"{r['total_params'] / 1e6:.2f} | {r['trainable_params'] / 1e6:.3f} | "
                      f"{r['peak_train_mem_mb']:.0f} | {r['latency_ms_b32']:.1f} |")
-    s = result["summary"]
-    if s:
-        lines += ["", f"Mean scores: {', '.join(f'{m} {v:.4f}' for m, v in s['mean_score'].items())}.",
-                  (f"KD-LoRA: {s['kd_score_fraction_of_lora']:.1%} of LoRA's mean score; latency "
-                  f"{s['kd_latency_reduction_vs_lora']:.0%} below LoRA's; peak training memory "
-                  f"{s['kd_peak_mem_reduction_vs_lora']:.0%} below LoRA's; "
-                  f"{s['kd_param_reduction_vs_teacher']:.0%} fewer parameters than the teacher."), ""]
-        lines += [f"- {goal}: {'met' if ok else 'NOT met'}" for goal, ok in s["goals"].items()]
+    if result["summary"]:
+        lines += summary_lines(result["summary"])
     return "\n".join(lines) + "\n"
+
+
+def summary_lines(s: dict, score_note: str = "") -> list[str]:
+    """The mean scores, KD-LoRA's ratios and the goals, as markdown lines."""
+    lines = ["", f"Mean scores: {', '.join(f'{m} {v:.4f}' for m, v in s['mean_score'].items())}.",
+             (f"KD-LoRA: {s['kd_score_fraction_of_lora']:.1%} of LoRA's mean score{score_note}; latency "
+              f"{s['kd_latency_reduction_vs_lora']:.0%} below LoRA's; peak training memory "
+              f"{s['kd_peak_mem_reduction_vs_lora']:.0%} below LoRA's; "
+              f"{s['kd_param_reduction_vs_teacher']:.0%} fewer parameters than the teacher."), ""]
+    return lines + [f"- {goal}: {'met' if ok else 'NOT met'}" for goal, ok in s["goals"].items()]
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from kdlora_glue import summary
+from kdlora_glue import summary, summary_lines
 
 from lagless.runs import atomic_write_json, atomic_write_text
 
@@ -65,7 +65,6 @@ def average(results: list[dict]) -> list[dict]:
 
 
 def markdown(result: dict) -> str:
-    s = result["summary"]
     lines = [f"# KD-LoRA on local GLUE files, mean over seeds ({result['date']})", "",
              f"`{result['command']}`, from: {', '.join(result['files'])}.", "",
              "| task | method | dev score, mean ± std (seeds) | by seed | peak train MB | ms / batch 32 |",
@@ -75,13 +74,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['task']} | {r['method']} | {r['score']:.4f} ± {r['score_std']:.4f} "
                      f"(n={len(r['scores_by_seed'])}) | {seeds} | {r['peak_train_mem_mb']:.0f} | "
                      f"{r['latency_ms_b32']:.1f} |")
-    lines += ["", f"Mean scores: {', '.join(f'{m} {v:.4f}' for m, v in s['mean_score'].items())}.",
-              (f"KD-LoRA: {s['kd_score_fraction_of_lora']:.1%} of LoRA's mean score (each result file on "
-               f"its own: {', '.join(f'{f:.1%}' for f in result['fraction_by_file'])}); latency "
-               f"{s['kd_latency_reduction_vs_lora']:.0%} below LoRA's; peak training memory "
-               f"{s['kd_peak_mem_reduction_vs_lora']:.0%} below LoRA's; "
-               f"{s['kd_param_reduction_vs_teacher']:.0%} fewer parameters than the teacher."), ""]
-    lines += [f"- {goal}: {'met' if ok else 'NOT met'}" for goal, ok in s["goals"].items()]
+    note = f" (each result file on its own: {', '.join(f'{f:.1%}' for f in result['fraction_by_file'])})"
+    lines += summary_lines(result["summary"], note)
     return "\n".join(lines) + "\n"
 
 
