@@ -24,6 +24,9 @@ the last 4 executed actions current); ``--arch instant --obs-delay 1`` is an ord
 that is one step late, roughly the best a pipelined network can do under lagless's convention (an
 observation reaches the output one step after it arrives). Its column (``instant obs+1``)
 tells the cost of that one step apart from the cost of pipelining.
+
+``--arch obs_to_all res_skip`` also runs the registry's two other pipelined wirings (with skip's
+last actions); they get their own columns and are not part of ``--arch all`` or the goal.
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ ENVS = (
 )
 # arch -> last actions appended to the observation (one per layer: a stage whose input is d <= L
 # steps old needs the d actions taken since); lagless feeds them to the dense layers undelayed
-ARCHS = {"instant": 0, "chain": 0, "skip": LAYERS, "lstm": 0}
+ARCHS = {"instant": 0, "chain": 0, "skip": LAYERS, "lstm": 0}  # the issue's four: --arch all
+# the registry's other pipelined wirings, run only when named; they get skip's actions
+EXTRA_ARCHS = {"obs_to_all": LAYERS, "res_skip": LAYERS}
+ALL_ARCHS = {**ARCHS, **EXTRA_ARCHS}
 TAU = 1
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "minatar_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "minatar_delay"
@@ -96,14 +102,14 @@ def resolve_archs(values: list[str]) -> list[str]:
     if not values or "all" in values:
         return list(ARCHS)
     for v in values:
-        if v not in ARCHS:
-            sys.exit(f"unknown --arch '{v}': choose from all, {', '.join(ARCHS)}")
-    return [a for a in ARCHS if a in values]
+        if v not in ALL_ARCHS:
+            sys.exit(f"unknown --arch '{v}': choose from all, {', '.join(ALL_ARCHS)}")
+    return [a for a in ALL_ARCHS if a in values]
 
 
 def last_actions_for(arch: str, obs_delay: int = 0) -> int:
     """Actions appended for ``arch``; an agent behind a delayed environment gets skip's."""
-    return LAYERS if obs_delay else ARCHS[arch]
+    return LAYERS if obs_delay else ALL_ARCHS[arch]
 
 
 def setting(rec: dict, name: str):
@@ -138,7 +144,7 @@ def merge_record(path: Path, rec: dict) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
         records.append(rec)
-        records.sort(key=lambda r: (r["env"], list(ARCHS).index(r["arch"]) if r["arch"] in ARCHS
+        records.sort(key=lambda r: (r["env"], list(ALL_ARCHS).index(r["arch"]) if r["arch"] in ALL_ARCHS
                                     else 99, r["arch"], setting(r, "obs_delay"), setting(r, "precision"),
                                     r["seed"], r["steps"]))
         atomic_write_json(path, records)
@@ -270,7 +276,7 @@ def backfill_curves(out: Path, runs_root: Path) -> int:
     """Add ``return_by_fifth`` to records written before it existed, from their run folders."""
     added = 0
     for r in load_records(out):
-        if r.get("return_by_fifth") or r["arch"] not in ARCHS:
+        if r.get("return_by_fifth") or r["arch"] not in ALL_ARCHS:
             continue
         rdir = run_dir_for(runs_root, r["env"], r["arch"], r["seed"], r["steps"],
                            setting(r, "precision"), setting(r, "obs_delay"))
@@ -285,7 +291,7 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
 
     recs = [r for r in load_records(out)
             if r["layers"] == LAYERS and r["tau"] == TAU and r["steps"] == steps
-            and r["arch"] in ARCHS and r["last_actions"] == last_actions_for(r["arch"], setting(r, "obs_delay"))]
+            and r["arch"] in ALL_ARCHS and r["last_actions"] == last_actions_for(r["arch"], setting(r, "obs_delay"))]
     cell: dict[tuple[str, str], list[float]] = {}
     for r in recs:
         cell.setdefault((r["env"], column(r)), []).append(r["final_return"])
@@ -295,15 +301,16 @@ def write_report(out: Path, md: Path, steps: int, command: str) -> None:
         sps.setdefault(column(r), []).append(r["sps"])
     archs = list(ARCHS) + sorted({column(r) for r in recs} - set(ARCHS))
     label = {"instant": "instant", "chain": "chain", "skip": f"skip +{ARCHS['skip']} actions", "lstm": "lstm"}
+    label.update({a: f"{a} +{n} actions" for a, n in EXTRA_ARCHS.items()})
     label.update({a: a for a in archs if a not in label})
 
     lines = [
         "# MinAtar: real-time delay benchmark",
         "",
         (f"PPO (lagless defaults: 16 envs x 128 rollout steps), {LAYERS} layers, tau {TAU}, "
-         f"{steps:,} agent steps per run; `skip` gets the last {ARCHS['skip']} executed actions "
-         "(last_actions, read undelayed by its dense layers and head: fresh_actions), the others "
-         "get none. Columns named `ARCH bf16` train with `--precision bf16` (bfloat16 "
+         f"{steps:,} agent steps per run; `skip` (and `obs_to_all`, `res_skip` where run) gets the last "
+         f"{ARCHS['skip']} executed actions (last_actions, read undelayed by its dense layers and "
+         "head: fresh_actions), the others get none. Columns named `ARCH bf16` train with `--precision bf16` (bfloat16 "
          "matmuls and convolutions); all others, and the goal, use float32. Columns named "
          "`ARCH obs+D` see every observation D steps late (the environment delays it) and get "
          "the last 4 actions: `instant obs+1` roughly bounds a pipelined network, whose "
@@ -418,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", nargs="+", default=["all"],
                    help="games: all, or names like Breakout / MinAtar/Breakout-v1")
-    p.add_argument("--arch", nargs="+", default=["all"], help=f"all or {', '.join(ARCHS)}")
+    p.add_argument("--arch", nargs="+", default=["all"], help=f"all ({', '.join(ARCHS)}) or names from {', '.join(ALL_ARCHS)}")
     p.add_argument("--seeds", nargs="+", type=int, default=[1])
     p.add_argument("--steps", type=int, default=500_000, help="agent steps per run")
     p.add_argument("--skip-done", action="store_true",
