@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from kdlora_glue import summary, summary_lines
+from kdlora_glue import RECORD_FIELDS, summary, summary_lines
 
 from lagless.runs import atomic_write_json, atomic_write_text
 
@@ -56,7 +56,8 @@ def average(results: list[dict]) -> list[dict]:
     out = []
     for by_seed in groups.values():
         rows = [by_seed[s] for s in sorted(by_seed)]
-        row = {**rows[0], **{k: float(np.mean([r[k] for r in rows])) for k in AVERAGED}}
+        row = {k: rows[0][k] for k in RECORD_FIELDS}  # seed-specific extras are not averaged
+        row.update({k: float(np.mean([r[k] for r in rows])) for k in AVERAGED})
         row["seed"] = sorted(by_seed)
         row["scores_by_seed"] = {s: by_seed[s]["score"] for s in sorted(by_seed)}
         row["score_std"] = float(np.std([r["score"] for r in rows]))
