@@ -172,9 +172,9 @@ def test_runs_made_before_fresh_actions_keep_their_delayed_actions(tmp_path):
     """A config.json without the key is an older run: its head was built without fresh actions."""
     import json
 
-    from lagless.realtime.run_files import read_run_config
+    from lagless.trainers.run_dir import read_run_config
 
     (tmp_path / "config.json").write_text(json.dumps({"env": "CartPole-v1", "last_actions": 1}))
-    assert read_run_config(tmp_path).fresh_actions is False
+    assert read_run_config(tmp_path)[1].fresh_actions is False
     (tmp_path / "config.json").write_text(json.dumps({"env": "CartPole-v1", "fresh_actions": True}))
-    assert read_run_config(tmp_path).fresh_actions is True
+    assert read_run_config(tmp_path)[1].fresh_actions is True

@@ -19,9 +19,28 @@ from lagless.errors import LaglessError
 C = TypeVar("C")
 
 
-def option(default: Any, help: str, **metadata: Any) -> Any:
-    """A dataclass field with ``--help`` text."""
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+def option(default: Any, help: str, *, fixed: bool = False, **metadata: Any) -> Any:
+    """A dataclass field with ``--help`` text.
+
+    ``fixed``: the value shapes what a run saved (its network, environment or data), so
+    ``--resume`` refuses to change it.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "fixed": fixed, **metadata})
+
+
+def fixed_fields(cls: type) -> list[str]:
+    """Names of the fields that a resumed run must keep."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("fixed")]
+
+
+def check_resume_changes(saved: Any, wanted: Any, where: str) -> None:
+    """Refuse a resume whose flags would change a fixed field of the saved run's config."""
+    for name in fixed_fields(type(saved)):
+        old, new = getattr(saved, name), getattr(wanted, name)
+        if old != new:
+            raise LaglessError(f"{flag_name(name)} cannot change when resuming ({where} was trained with "
+                               f"{old!r}, the flags ask for {new!r}): drop the flag, or start a new run "
+                               "with another --run-dir")
 
 
 def _base_type(tp: Any) -> tuple[type, bool]:

@@ -18,6 +18,9 @@ from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsDela
 from lagless.errors import LaglessError
 
 MINATAR_PREFIX = "MinAtar/"
+MUJOCO_TASKS = ("Ant", "HalfCheetah", "Hopper", "Humanoid", "HumanoidStandup", "InvertedDoublePendulum",
+                "InvertedPendulum", "Pusher", "Reacher", "Swimmer", "Walker2d")
+MUJOCO_VERSIONS = ("v4", "v5")  # v2/v3 need mujoco-py, which Gymnasium no longer ships
 MINATAR_DEFAULT_MAX_FRAMES = 10_000
 
 _minatar_registered = False
@@ -59,6 +62,12 @@ def _check_env_id(env_id: str) -> None:
             ) from exc
     if name.startswith(MINATAR_PREFIX):
         _register_minatar()
+    task, _, version = name.rpartition("-")
+    if task in MUJOCO_TASKS and version not in MUJOCO_VERSIONS:
+        raise LaglessError(
+            f"unknown environment '{env_id}': MuJoCo tasks run as {task}-v5 (or -v4); "
+            f"version {version} needs the old mujoco-py, which is not supported"
+        )
     if name not in gym.registry:
         close = difflib.get_close_matches(name, list(gym.registry), n=1)
         hint = f"did you mean {close[0]}?" if close else "e.g. MinAtar/Breakout-v1, CartPole-v1"
@@ -112,9 +121,11 @@ def make_single_env(
             disable_env_checker=True if is_minatar else None,
             **kwargs,
         )
-    except gym.error.DependencyNotInstalled as exc:
+    except (gym.error.DependencyNotInstalled, ImportError) as exc:
+        task = env_id.split(":", 1)[-1].rpartition("-")[0]
+        extra = " (pip install 'lagless[mujoco]')" if task in MUJOCO_TASKS else ""
         raise LaglessError(
-            f"environment '{env_id}' needs a package that is not installed: {exc}"
+            f"environment '{env_id}' needs a package that is not installed{extra}: {exc}"
         ) from exc
 
     space = env.observation_space

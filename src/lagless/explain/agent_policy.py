@@ -47,9 +47,10 @@ def _past(values: np.ndarray, steps: np.ndarray, first: np.ndarray, lag: int) ->
     return values[np.where(valid, idx, steps)], valid
 
 
-def _observation_builder(agent, config, data: EpisodeData, run_dir):
-    """A function ``steps -> flat float tensor (T, D)`` that feeds ``agent`` the recorded data."""
-    space = agent.observation_space
+def _observation_builder(policy, data: EpisodeData, run_dir):
+    """A function ``steps -> flat float tensor (T, D)`` that feeds ``policy`` the recorded data."""
+    config = policy.config
+    space = policy.observation_space
     inner = space["observation"] if isinstance(space, spaces.Dict) else space
     want = tuple(inner.shape)
     have = tuple(data.observations.shape[1:])
@@ -61,9 +62,12 @@ def _observation_builder(agent, config, data: EpisodeData, run_dir):
     else:
         raise LaglessError(f"the policy in {run_dir} expects observations of shape {want}, the dataset "
                            f"has {have}: use a dataset recorded in the policy's environment ({config.env})")
+    if not policy.discrete:
+        raise LaglessError(f"the policy in {run_dir} has continuous actions: attribution to a policy "
+                           "needs discrete ones (use --bc to attribute with behaviour cloning)")
     if not data.discrete_actions:
         raise LaglessError(f"the policy in {run_dir} has discrete actions, the dataset continuous ones")
-    n = int(agent.action_space.n)
+    n = int(policy.action_space.n)
     if data.num_actions > n:
         raise LaglessError(f"the dataset has action ids up to {data.num_actions - 1}, the policy in "
                            f"{run_dir} only {n} actions: use a dataset from the policy's environment")
@@ -80,23 +84,24 @@ def _observation_builder(agent, config, data: EpisodeData, run_dir):
                 parts.append(np.asarray(past, dtype=np.float32) * valid.reshape(-1, *([1] * (obs.ndim - 1))))
             obs = np.concatenate(parts, axis=-1)  # most recent first, as ObsHistory stacks them
         if not k:
-            return agent.layout.flatten(obs)
+            return policy.layout.flatten(obs)
         last = []
         for lag in range(1, k + 1):  # most recent first, zeros before the episode start
             past, valid = _past(data.actions, steps, first, lag)
             last.append(eye[past] * valid[:, None])
-        return agent.layout.flatten({"observation": obs, "last_actions": np.concatenate(last, axis=1)})
+        return policy.layout.flatten({"observation": obs, "last_actions": np.concatenate(last, axis=1)})
 
     return build
 
 
 def agent_outputs(run_dir: str | Path, data: EpisodeData, steps: np.ndarray, *,
                   checkpoint: str | Path | None = None, progress: bool = True) -> AgentOutputs:
-    """Run the agent in ``run_dir`` over every episode that contains one of ``steps``."""
-    from lagless.realtime.evaluate import load_agent
+    """Run the agent in ``run_dir`` (any trainer's) over every episode that contains one of ``steps``."""
+    from lagless.trainers import load_policy
 
-    config, agent, path, _ = load_agent(run_dir, checkpoint)
-    build = _observation_builder(agent, config, data, run_dir)
+    policy = load_policy(run_dir, checkpoint)
+    path = policy.checkpoint
+    build = _observation_builder(policy, data, run_dir)
     steps = np.asarray(steps, dtype=np.int64)
     bounds = data.episode_bounds()[np.unique(data.episode_ids()[steps])]
     order = np.concatenate([np.arange(s, e) for s, e in bounds]) if len(bounds) else np.zeros(0, np.int64)
@@ -104,23 +109,24 @@ def agent_outputs(run_dir: str | Path, data: EpisodeData, steps: np.ndarray, *,
     starts[np.cumsum(bounds[:, 1] - bounds[:, 0])[:-1]] = True
     if len(starts):
         starts[0] = True
-    n = int(agent.action_space.n)
+    n = int(policy.action_space.n)
     probs = np.zeros((len(order), n), dtype=np.float32)
-    values = np.zeros(len(order), dtype=np.float32)
-    actor_state, critic_state = agent.initial_state(1)
+    values = np.zeros(len(order), dtype=np.float32) if policy.critic is not None else None
+    state = policy.initial_state(1)
     log.info("running %s (checkpoint %s) over %d steps of %d episodes", run_dir, path, len(order), len(bounds))
     with torch.inference_mode(), tqdm(total=len(order), desc="agent", unit="step", disable=not progress) as bar:
         for a in range(0, len(order), CHUNK):
             x = build(order[a:a + CHUNK]).unsqueeze(1)  # [T, 1, D]
             start = torch.as_tensor(starts[a:a + CHUNK]).unsqueeze(1)
-            logits, actor_state = agent.actor.forward_sequence(x, actor_state, start)
-            value, critic_state = agent.values(x, critic_state, start)
-            probs[a:a + len(x)] = torch.softmax(logits[:, 0], -1).numpy()
-            values[a:a + len(x)] = value[:, 0].numpy()
+            p, value, state = policy.outputs_sequence(x, state, start)
+            probs[a:a + len(x)] = p[:, 0].cpu().numpy()
+            if values is not None:
+                values[a:a + len(x)] = value[:, 0].cpu().numpy()
             bar.update(len(x))
     position = np.full(data.num_steps, -1, dtype=np.int64)
     position[order] = np.arange(len(order))
-    return AgentOutputs(probs[position[steps]], values[position[steps]], n)
+    picked = position[steps]
+    return AgentOutputs(probs[picked], None if values is None else values[picked], n)
 
 
 def recorded_outputs(source: str | Path, data: EpisodeData, steps: np.ndarray) -> AgentOutputs:

@@ -1,6 +1,7 @@
 """Record a trained agent's episodes, with its delays, as a dataset explain can read.
 
-The loop is ``lagless.realtime.evaluate.run_episodes`` plus bookkeeping: per-env buffers
+The loop is ``lagless.realtime.evaluate.run_episodes`` (any trainer's policy, through
+``lagless.trainers.load_policy``) plus bookkeeping: per-env buffers
 that are appended whole when an episode ends, the environment's own observations (before
 lagless's float cast, history stacking and last-action wrappers), and per step the agent's
 action probabilities and critic value as extras.
@@ -23,6 +24,7 @@ from lagless.errors import LaglessError
 from lagless.explain.datasets import save_minari, save_npz
 from lagless.explain.episodes import EpisodeData
 from lagless.explain.minari_format import check_new_dataset_id
+from lagless.realtime.evaluate import episode_quotas
 
 log = logging.getLogger(__name__)
 
@@ -54,42 +56,33 @@ class _ObsExtractor:
         return obs.astype(self.dtype) if self.dtype is not None else obs
 
 
-def _quotas(episodes: int, num_envs: int) -> np.ndarray:
-    """Episodes per env, as in run_episodes: a fixed quota so short episodes are not favoured."""
-    n = max(1, min(num_envs, episodes))
-    quota = np.full(n, episodes // n)
-    quota[: episodes % n] += 1
-    return quota
-
-
-def _play(config, agent, episodes: int, *, seed: int, greedy: bool, num_envs: int, progress: bool):
-    """Runs the agent; returns (list of finished episode dicts, base observation space)."""
-    quota = _quotas(episodes, num_envs)
+def _play(policy, episodes: int, *, seed: int, greedy: bool, num_envs: int, progress: bool):
+    """Runs the policy; returns (list of finished episode dicts, base observation space)."""
+    config = policy.config
+    quota = episode_quotas(episodes, num_envs)
     n = len(quota)
     envs = config.make_envs(n, seed=seed)
     space = _base_space(envs)
     extract = _ObsExtractor(space, config.obs_history)
-    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the policy's action sampling
     obs, _ = envs.reset(seed=seed)
-    actor_state, critic_state = agent.initial_state(n)
+    state = policy.initial_state(n)
     starts = torch.ones(n, dtype=torch.bool)
-    keys = ("observations", "actions", "rewards", "terminations", "truncations", "policy_probs", "values")
+    keys = ["observations", "actions", "rewards", "terminations", "truncations"]
+    keys += ["policy_probs"] if policy.discrete else []
+    keys += ["values"] if policy.critic is not None else []
     buffers = [{k: [] for k in keys} for _ in range(n)]
     finished, done_count = [], np.zeros(n, dtype=np.int64)
     bar = tqdm(total=episodes, desc="record", unit="episode", disable=not progress)
     try:
         while (done_count < quota).any():
-            x = agent.layout.flatten(obs)
-            with torch.inference_mode():
-                logits, actor_state = agent.actor(x, actor_state, starts)
-                values, critic_state = agent.critic(x, critic_state, starts)
-                probs = torch.softmax(logits, dim=-1)
-                action = probs.argmax(-1) if greedy else torch.multinomial(probs, 1, generator=generator)[:, 0]
+            out, state = policy.act(obs, state, starts, greedy=greedy, with_value=True)
             seen = extract(obs)
-            obs, reward, terminated, truncated, infos = envs.step(action.numpy())
-            step = {"observations": seen, "actions": action.numpy(), "rewards": reward,
+            obs, reward, terminated, truncated, infos = envs.step(out.action)
+            step = {"observations": seen, "actions": out.action, "rewards": reward,
                     "terminations": terminated, "truncations": truncated,
-                    "policy_probs": probs.numpy(), "values": values.reshape(n).numpy()}
+                    "policy_probs": out.probs, "values": out.value}
+            step = {k: step[k] for k in keys}
             for i in range(n):
                 for k, v in step.items():
                     buffers[i][k].append(v[i])
@@ -109,31 +102,34 @@ def _play(config, agent, episodes: int, *, seed: int, greedy: bool, num_envs: in
     return finished, space
 
 
-def _to_dataset(finished: list[dict], meta: dict) -> tuple[EpisodeData, dict[str, np.ndarray]]:
+def _to_dataset(finished: list[dict], meta: dict, discrete: bool) -> tuple[EpisodeData, dict[str, np.ndarray]]:
     def cat(key, dtype=None):
         out = np.concatenate([e[key] for e in finished])
         return out if dtype is None else out.astype(dtype)
 
+    actions = cat("actions", np.int64) if discrete else cat("actions", np.float32).reshape(
+        sum(len(e["actions"]) for e in finished), -1)
     data = EpisodeData(
-        observations=cat("observations"), actions=cat("actions", np.int64),
+        observations=cat("observations"), actions=actions,
         rewards=cat("rewards", np.float32), terminations=cat("terminations", bool),
         truncations=cat("truncations", bool),
         final_observations=np.stack([e["final_observation"] for e in finished]), meta=meta,
     )
-    return data, {"policy_probs": cat("policy_probs", np.float32), "values": cat("values", np.float32)}
+    extras = {k: cat(k, np.float32) for k in ("policy_probs", "values") if k in finished[0]}
+    return data, extras
 
 
 def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
            checkpoint: str | Path | None = None, greedy: bool = False, seed: int | None = None,
            num_envs: int = 8, progress: bool = True, format: str | None = None,
-           dataset_id: str | None = None) -> dict:
+           dataset_id: str | None = None, device: str = "cpu") -> dict:
     """Runs the agent of ``run_dir`` for ``episodes`` episodes and writes them; returns a summary.
 
     ``format`` "npz" writes ``out`` (a ``.npz`` path); "minari" writes Minari dataset
     ``dataset_id`` under ``out`` (a datasets root) or ``MINARI_DATASETS_PATH``. Without
     ``format`` it is "minari" when a ``dataset_id`` is given, else "npz".
     """
-    from lagless.realtime.evaluate import load_agent
+    from lagless.trainers import load_policy
 
     format = format or ("minari" if dataset_id else "npz")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
@@ -150,28 +146,31 @@ def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
     else:
         raise LaglessError(f"--format must be npz or minari, got {format!r}")
 
-    config, agent, path, step = load_agent(run_dir, checkpoint)
+    policy = load_policy(run_dir, checkpoint, device=device)
+    config, path, step = policy.config, policy.checkpoint, policy.step
     seed = config.seed + 10_000 if seed is None else seed  # not the training seeds, as in eval
     t0 = time.perf_counter()
-    finished, space = _play(config, agent, episodes, seed=seed, greedy=greedy, num_envs=num_envs,
+    finished, space = _play(policy, episodes, seed=seed, greedy=greedy, num_envs=num_envs,
                             progress=progress)
+    num_actions = (int(policy.action_space.n) if policy.discrete
+                   else int(np.prod(policy.action_space.shape)))
     meta = {
         "env": config.env, "run_dir": str(Path(run_dir).resolve()), "checkpoint": str(Path(path).resolve()),
-        "checkpoint_step": step, "arch": config.arch, "num_actions": int(agent.action_space.n),
+        "checkpoint_step": step, "algo": policy.kind, "arch": config.arch, "num_actions": num_actions,
         "tau": config.tau, "last_actions": config.last_actions, "obs_history": config.obs_history,
         "obs_delay": config.obs_delay,
         "greedy": greedy, "seed": seed, "algorithm": "lagless record", "lagless_version": __version__,
-        "extras": ["policy_probs", "values"],
+        "extras": [k for k in ("policy_probs", "values") if k in finished[0]],
         "observation_note": ("the environment's own observation (no history, no last actions), as the "
                              "agent saw it: obs_delay steps late when obs_delay > 0"),
     }
-    data, extras = _to_dataset(finished, meta)
+    data, extras = _to_dataset(finished, meta, policy.discrete)
     if format == "npz":
         where = str(save_npz(data, out, extras))
     else:
         same = getattr(space, "dtype", None) == data.observations.dtype  # else describe the data
         folder = save_minari(data, dataset_id, env_id=config.env, observation_space=space if same else None,
-                             action_space=agent.action_space, data_path=out, extras=extras)
+                             action_space=policy.action_space, data_path=out, extras=extras)
         where = f"{dataset_id} ({folder})"
     returns = np.array([e["rewards"].sum() for e in finished], dtype=np.float64)
     summary = {

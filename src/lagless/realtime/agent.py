@@ -6,8 +6,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from lagless.errors import LaglessError
-from lagless.realtime.architectures import build_network, make_actor
+from lagless.realtime.action_heads import ppo_head
+from lagless.realtime.architectures import build_network
 from lagless.realtime.ppo_config import PPOConfig
 
 
@@ -16,16 +16,15 @@ class ActorCritic(nn.Module):
 
     With ``critic="instant"`` the critic is an ordinary network on the current observation
     (asymmetric actor-critic, as in Anokhin et al.); with ``"delayed"`` it has the actor's
-    architecture and therefore its delay.
+    architecture and therefore its delay. Discrete actions get a categorical head, Box
+    actions a Gaussian one (``lagless.realtime.action_heads``).
     """
 
     def __init__(self, config: PPOConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()
-        if not isinstance(action_space, spaces.Discrete):
-            raise LaglessError(f"PPO in lagless needs a Discrete action space, {config.env} has {action_space}")
-        self.actor = make_actor(config.arch, observation_space, action_space,
-                                layers=config.layers, hidden=config.hidden,
-                                fresh_actions=config.fresh_actions)
+        self.head = ppo_head(action_space)
+        self.actor = build_network(config.arch, observation_space, self.head.out_dim, layers=config.layers,
+                                   hidden=config.hidden, head_std=0.01, fresh_actions=config.fresh_actions)
         critic_arch = "instant" if config.critic == "instant" else config.arch
         self.critic = build_network(critic_arch, observation_space, 1, layers=config.layers,
                                     hidden=config.hidden, head_std=1.0,
@@ -35,13 +34,18 @@ class ActorCritic(nn.Module):
         self.action_space = action_space
         self.bf16 = config.precision == "bf16"
 
+    @property
+    def device(self) -> torch.device:
+        return self.actor.device
+
     def _precision(self):
         """bfloat16 autocast for matmuls and convolutions when asked; weights stay float32."""
-        return torch.autocast(self.actor.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def initial_state(self, batch_size: int):
         """(actor state, critic state) at an episode start."""
-        return self.actor.initial_state(batch_size), self.critic.initial_state(batch_size)
+        return (self.actor.initial_state(batch_size, self.device),
+                self.critic.initial_state(batch_size, self.device))
 
     @torch.inference_mode()
     def act(self, x: torch.Tensor, actor_state, episode_start: torch.Tensor, greedy: bool = False):
@@ -51,13 +55,9 @@ class ActorCritic(nn.Module):
         whole rollout at once afterwards, with the same result and far fewer calls.
         """
         with self._precision():
-            logits, actor_state = self.actor(x, actor_state, episode_start)
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        if greedy:
-            action = logits.argmax(-1)
-        else:  # Gumbel-max: one categorical sample per row, in three vectorised ops
-            action = (logp - torch.empty_like(logp).exponential_().log()).argmax(-1)
-        return action, logp.gather(-1, action.unsqueeze(-1)).squeeze(-1), actor_state
+            out, actor_state = self.actor(x, actor_state, episode_start)
+        action, logprob = self.head.sample(out, greedy)
+        return action, logprob, actor_state
 
     @torch.inference_mode()
     def values(self, x: torch.Tensor, critic_state, episode_start: torch.Tensor):
@@ -70,9 +70,7 @@ class ActorCritic(nn.Module):
         """Log-probs, entropies and values for a ``[T, B]`` block of stored steps."""
         actor_state, critic_state = state
         with self._precision():
-            logits, _ = self.actor.forward_sequence(x, actor_state, episode_start)
+            out, _ = self.actor.forward_sequence(x, actor_state, episode_start)
             values, _ = self.critic.forward_sequence(x, critic_state, episode_start)
-        values = values.float()
-        logp = torch.log_softmax(logits.float(), dim=-1)  # what torch's Categorical computes, in fewer ops
-        entropy = -(logp.exp() * logp).sum(-1)
-        return logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy, values.squeeze(-1)
+        logprob, entropy = self.head.log_prob_entropy(out, actions)
+        return logprob, entropy, values.float().squeeze(-1)

@@ -8,6 +8,7 @@ Extend lagless by registering a name: ``@register_architecture("mine")`` on a fu
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 
@@ -21,6 +22,9 @@ from lagless.realtime.recurrent import LSTMNet
 from lagless.realtime.stages import ConvStage, HeadStage, LinearStage
 
 Builder = Callable[[ObsLayout, int, int, int, float, bool], nn.Module]
+# Part of every network layout id: bump it when saved tensors must be read differently
+# (rt2: convolution features flattened channels-last, HWC, since the speed-up commit 29736ea).
+LAYOUT_FORMAT = "rt2"
 FRESH_KEY = "last_actions"  # the observation part that ``fresh_actions`` feeds in undelayed
 ARCHITECTURES: dict[str, Builder] = {}
 DESCRIPTIONS: dict[str, str] = {}
@@ -165,3 +169,23 @@ def make_actor(arch: str, observation_space: spaces.Space, action_space: spaces.
     """
     return build_network(arch, observation_space, output_dim(action_space), layers=layers,
                          hidden=hidden, head_std=0.01, fresh_actions=fresh_actions)
+
+
+def network_layout_id(arch: str, net: nn.Module) -> str:
+    """A short id of how ``net`` reads its tensors: wiring, stage kinds, conv flatten order.
+
+    Two networks with the same id read the same saved tensors the same way; a checkpoint
+    whose id differs from the network the code builds now must not be loaded into it.
+    """
+    parts = [LAYOUT_FORMAT, type(net).__name__]
+    for attr in ("sources", "residual", "delayed", "fresh_stages"):
+        if hasattr(net, attr):
+            parts.append(f"{attr}={getattr(net, attr)}")
+    fresh = getattr(net, "fresh", None)
+    if fresh is not None:
+        parts.append(f"fresh={fresh.start}:{fresh.stop}")
+    for name, module in net.named_modules():
+        if name:
+            parts.append(f"{name}:{type(module).__name__}:{getattr(module, 'FLATTEN', '')}")
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:10]
+    return f"{arch}-{LAYOUT_FORMAT}-{digest}"

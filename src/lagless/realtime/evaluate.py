@@ -9,47 +9,32 @@ import numpy as np
 import torch
 
 from lagless.errors import LaglessError
-from lagless.realtime.agent import ActorCritic
-from lagless.realtime.ppo_config import PPOConfig
-from lagless.realtime.run_files import check_spaces, read_run_config
-from lagless.runs import atomic_write_json, latest_checkpoint, load_checkpoint, load_module_tensors
+from lagless.realtime.policy import Policy
+from lagless.runs import atomic_write_json
 
 
-def load_agent(run_dir: str | Path, checkpoint: str | Path | None = None):
-    """(config, agent, checkpoint path, step) from a run directory's newest (or given) checkpoint."""
-    config = read_run_config(run_dir)
-    path = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
-    if path is None:
-        raise LaglessError(f"{run_dir} has no checkpoint yet: train longer or resume it first")
-    tensors, meta = load_checkpoint(path)
-    probe = config.make_envs(1)
-    agent = ActorCritic(config, probe.single_observation_space, probe.single_action_space)
-    probe.close()
-    check_spaces(meta, agent, path)
-    load_module_tensors("agent.", agent, tensors)
-    agent.eval()
-    return config, agent, path, int(meta["step"])
-
-
-def run_episodes(config: PPOConfig, agent: ActorCritic, episodes: int, *, seed: int,
-                 greedy: bool = False, num_envs: int = 8):
-    """Returns and lengths of exactly ``episodes`` episodes, spread evenly over the envs.
-
-    Each env plays a fixed quota, so short episodes are not over-represented.
-    """
+def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
+    """Episodes per env: a fixed quota each, so short episodes are not over-represented."""
     n = max(1, min(num_envs, episodes))
     quota = np.full(n, episodes // n)
     quota[: episodes % n] += 1
-    envs = config.make_envs(n, seed=seed)
+    return quota
+
+
+def run_episodes(policy: Policy, episodes: int, *, seed: int, greedy: bool = False, num_envs: int = 8):
+    """Returns and lengths of exactly ``episodes`` episodes, spread evenly over the envs."""
+    quota = episode_quotas(episodes, num_envs)
+    n = len(quota)
+    envs = policy.config.make_envs(n, seed=seed)
     obs, _ = envs.reset(seed=seed)
-    state = agent.actor.initial_state(n)
+    state = policy.initial_state(n)
     starts = torch.ones(n, dtype=torch.bool)
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
     returns, lengths = [], []
     done_count = np.zeros(n, dtype=np.int64)
     while (done_count < quota).any():
-        action, _, state = agent.act(agent.layout.flatten(obs), state, starts, greedy=greedy)
-        obs, reward, terminated, truncated, _ = envs.step(action.numpy())
+        step, state = policy.act(obs, state, starts, greedy=greedy)
+        obs, reward, terminated, truncated, _ = envs.step(step.action)
         ep_ret += reward
         ep_len += 1
         done = np.logical_or(terminated, truncated)
@@ -65,21 +50,24 @@ def run_episodes(config: PPOConfig, agent: ActorCritic, episodes: int, *, seed: 
 
 
 def evaluate(run_dir: str | Path, *, episodes: int = 10, checkpoint: str | Path | None = None,
-             greedy: bool = False, seed: int | None = None) -> dict:
+             greedy: bool = False, seed: int | None = None, device: str = "cpu") -> dict:
     """Evaluate and write ``RUN/eval.json``; returns the same summary."""
+    from lagless.trainers import load_policy
+
     if episodes < 1:
         raise LaglessError(f"--episodes must be >= 1, got {episodes}")
-    config, agent, path, step = load_agent(run_dir, checkpoint)
+    policy = load_policy(run_dir, checkpoint, device=device)
+    config = policy.config
     seed = config.seed + 10_000 if seed is None else seed  # not the training seeds
     t0 = time.perf_counter()
-    returns, lengths = run_episodes(config, agent, episodes, seed=seed, greedy=greedy)
+    returns, lengths = run_episodes(policy, episodes, seed=seed, greedy=greedy)
     r = np.asarray(returns)
     summary = {
-        "env": config.env, "arch": config.arch, "checkpoint": str(path), "step": step,
-        "episodes": episodes, "greedy": greedy, "seed": seed,
+        "algo": policy.kind, "env": config.env, "arch": config.arch, "checkpoint": str(policy.checkpoint),
+        "step": policy.step, "episodes": episodes, "greedy": greedy, "seed": seed,
         "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
         "mean_length": float(np.mean(lengths)), "returns": returns,
-        "actor_min_delay": agent.actor.min_delay, "actor_max_delay": agent.actor.max_delay,
+        "actor_min_delay": policy.min_delay, "actor_max_delay": policy.max_delay,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     atomic_write_json(Path(run_dir) / "eval.json", summary)

@@ -61,11 +61,19 @@ class LSTMNet(DeviceAware):
         for a, b in _segments(episode_start, x.shape[0]):
             if episode_start is not None:
                 h, c = self.reset_state((h, c), episode_start[a].to(x.device))
-            y, (h1, c1) = self.lstm(feats[a:b], (h.unsqueeze(0), c.unsqueeze(0)))
+            y, (h1, c1) = self._lstm(feats[a:b], h, c)
             h, c = h1[0], c1[0]
             outs.append(y)
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return self.head(out), (h, c)
+
+    def _lstm(self, x, h, c):
+        """The LSTM call; on a CPU always in float32: oneDNN has no bfloat16 LSTM on every CPU
+        (it fails with 'could not create a primitive descriptor' on some)."""
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return self.lstm(x.float(), (h.float().unsqueeze(0), c.float().unsqueeze(0)))
+        return self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))
 
 
 def _segments(episode_start: torch.Tensor | None, T: int) -> list[tuple[int, int]]:

@@ -41,6 +41,8 @@ class ConvStage(nn.Module):
     Output: ``[relu(conv(image)) flattened in HWC order | extras]``.
     """
 
+    FLATTEN = "hwc"  # part of the network layout id: a different order reads saved weights wrongly
+
     def __init__(self, layout: ObsLayout, channels: int = CONV_CHANNELS):
         super().__init__()
         assert layout.image_shape is not None
