@@ -64,7 +64,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, exclude: tu
             continue
         tp, optional = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        help_text = f.metadata.get("help", "")
+        if "(default" not in help_text:  # some fields describe their default themselves
+            help_text = f"{help_text} (default: {default})"
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -20,7 +20,7 @@ class SequenceBatch:
     """``L = burn_in + seq_len`` steps per sequence, time first; ``n`` sequences."""
 
     obs: torch.Tensor  # [L + 1, n, D]: the window's observations, then the last step's next observation
-    starts: torch.Tensor  # [L + 1, n] bool: reset the actor's state here (padding and the first real step)
+    starts: torch.Tensor  # [L + 1, n] bool: reset the actor's state here (at the first real step)
     actions: torch.Tensor  # [seq_len, n, A]
     rewards: torch.Tensor  # [seq_len, n]
     terminated: torch.Tensor  # [seq_len, n] float: no bootstrap after this step
@@ -83,7 +83,9 @@ class SequenceReplay:
         first = real & ~torch.cat([torch.zeros_like(real[:1]), real[:-1]])
         obs = self.obs[rows, env] * real.unsqueeze(-1)
         obs = torch.cat([obs, self.next_obs[rows[-1], env].unsqueeze(0)])
-        starts = torch.cat([~real | first, torch.zeros_like(real[:1])])
+        # reset only at the first real step: padding before it is zeros and is forgotten there, and
+        # an LSTM runs one call per stretch between resets
+        starts = torch.cat([first, torch.zeros_like(real[:1])])
         train = slice(burn_in, L)
         return SequenceBatch(
             obs=obs, starts=starts, actions=self.actions[rows[train], env[None]],

@@ -37,5 +37,5 @@ class TwinQ(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(b, x, w)
             if i < last:
-                x = torch.relu(x)
+                x = torch.relu_(x)  # in place: baddbmm's backward does not need its output
         return x.reshape(self.count, *lead)
