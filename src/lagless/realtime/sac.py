@@ -99,11 +99,12 @@ class SACTrainer(Trainer):
         # fused: one kernel per parameter list instead of a loop of small ops (as in PPO)
         self.actor_opt = torch.optim.Adam(m.actor.parameters(), lr=config.lr, fused=True)
         self.critic_opt = torch.optim.Adam(m.critic.parameters(), lr=config.lr, fused=True)
-        self.alpha_opt = torch.optim.Adam([m.log_alpha], lr=config.lr)
+        self.alpha_opt = torch.optim.Adam([m.log_alpha], lr=config.lr, fused=True)
         self.autotune = config.alpha == 0
         self.target_entropy = -float(m.head.dim)
         self.replay = SequenceReplay(config.buffer_size, config.num_envs, m.layout.flat_dim, m.head.dim, device)
         self.seq_len, self.burn_in = sequence_settings(config, m.actor)
+        self.stateless = not m.actor.initial_state(1)
         self.sequences = max(1, math.ceil(config.batch_size / self.seq_len))
         self.updates = 0
         self.update_credit = 0.0
@@ -196,14 +197,21 @@ class SACTrainer(Trainer):
         m, config = self.m, self.config
         B, K = self.burn_in, self.seq_len
         b = self.replay.sample(self.sequences, K, B)
-        out, _ = m.actor.forward_sequence(b.obs, m.actor.initial_state(self.sequences, self.device), b.starts)
         obs_now, obs_next = b.obs[B:B + K], b.obs[B + 1:]
+        if self.stateless:  # each output depends on its own step: the next steps need no gradient
+            out_now, _ = m.actor.forward_sequence(obs_now, (), None)
+            with torch.no_grad():
+                out_next, _ = m.actor.forward_sequence(obs_next, (), None)
+        else:  # one unroll over the window; the next step's output is the one after each step's
+            out, _ = m.actor.forward_sequence(b.obs, m.actor.initial_state(self.sequences, self.device),
+                                              b.starts)
+            out_now, out_next = out[B:B + K], out[B + 1:].detach()
         mask = b.mask
         count = mask.sum().clamp(min=1)
         alpha = m.log_alpha.exp().detach()
 
         with torch.no_grad():
-            next_action, next_logp = m.head.sample(out[B + 1:].detach())
+            next_action, next_logp = m.head.sample(out_next)
             q_next = m.critic_target(obs_next, next_action).min(0).values - alpha * next_logp
             target = b.rewards + config.gamma * (1 - b.terminated) * q_next
         q = m.critic(obs_now, b.actions)
@@ -212,7 +220,7 @@ class SACTrainer(Trainer):
         critic_loss.backward()
         self.critic_opt.step()
 
-        action, logp = m.head.sample(out[B:B + K])
+        action, logp = m.head.sample(out_now)
         m.critic.requires_grad_(False)
         q_pi = m.critic(obs_now, action).min(0).values
         m.critic.requires_grad_(True)
