@@ -1,4 +1,4 @@
-"""Training throughput: lagless PPO against Stable-Baselines3 PPO, same game, net and settings.
+"""Training throughput: lagless against Stable-Baselines3 (PPO steps/s, SAC updates/s), same settings.
 
 Both libraries train the same network (the lagless ``instant`` net with 4 layers of 128:
 conv 16 3x3 -> 128 -> 128 -> head, separate critic of the same shape) on the same wrapped
@@ -14,6 +14,18 @@ lagless, ``model.learn`` for SB3), after one short warm-up run of each; lagless'
 
     python benchmarks/throughput.py [--env MinAtar/Breakout-v1] [--steps 200000] [--threads 1]
     python benchmarks/throughput.py --profile 51200   # cProfile lagless's train, no SB3
+
+``--algo sac`` measures SAC gradient updates per second instead (default env HalfCheetah-v5):
+lagless's ``SACTrainer._update`` against SB3's ``SAC.train``, with the same networks (actor
+obs -> 256 -> 256 -> mean and log-std; twin critics (obs, action) -> 256 -> 256 -> 1), batch
+256, lr 3e-4 and automatic entropy tuning. Both replays are first filled with ``--fill``
+random steps of the same wrapped environment; after an untimed warm-up of each, ``--repeats``
+blocks of ``--updates`` updates of each are timed, interleaved and with the order alternating,
+so both see the same machine load. Only the updates are timed (replay sampling included, as
+each library's update samples its own batch), not acting, because the update is what the
+two implementations do differently on the same hardware::
+
+    python benchmarks/throughput.py --algo sac --repeats 3
 """
 
 from __future__ import annotations
@@ -25,11 +37,19 @@ import sys
 
 def _parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--env", default="MinAtar/Breakout-v1", help="Gymnasium id")
-    p.add_argument("--steps", type=int, default=200_000, help="agent steps per timed run")
+    p.add_argument("--algo", default="ppo", choices=("ppo", "sac"),
+                   help="ppo: training steps/s (the default); sac: gradient updates/s")
+    p.add_argument("--env", default=None,
+                   help="Gymnasium id (default: MinAtar/Breakout-v1 for ppo, HalfCheetah-v5 for sac)")
+    p.add_argument("--steps", type=int, default=200_000, help="ppo: agent steps per timed run")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for both libraries")
     p.add_argument("--out", default="benchmarks/results/throughput.json", help="JSON results file")
-    p.add_argument("--warmup", type=int, default=4096, help="steps of the untimed warm-up runs")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed warm-up: steps of each library (ppo, default 4096) or updates (sac, "
+                        "default 200)")
+    p.add_argument("--updates", type=int, default=1000, help="sac: timed gradient updates per run")
+    p.add_argument("--fill", type=int, default=5000,
+                   help="sac: random environment steps put in each replay before timing (>= 1000)")
     p.add_argument("--repeats", type=int, default=1,
                    help="timed runs of each library, interleaved (lagless, SB3, lagless, ...); "
                         "the fastest run of each is reported, as other load only slows runs down")
@@ -37,7 +57,11 @@ def _parse_args(argv=None) -> argparse.Namespace:
                    help="lagless's --precision (SB3 has no such setting and stays fp32)")
     p.add_argument("--profile", type=int, default=0, metavar="S",
                    help="only cProfile lagless's train for S steps and print where time goes")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.env = args.env or ("HalfCheetah-v5" if args.algo == "sac" else "MinAtar/Breakout-v1")
+    if args.warmup is None:
+        args.warmup = 200 if args.algo == "sac" else 4096
+    return args
 
 
 ARGS = _parse_args() if __name__ == "__main__" else None
@@ -61,6 +85,8 @@ from lagless.envs import make_single_env
 from lagless.realtime.agent import ActorCritic
 from lagless.realtime.ppo import train
 from lagless.realtime.ppo_config import PPOConfig
+from lagless.realtime.sac import SACTrainer
+from lagless.realtime.sac_config import SACConfig
 
 NUM_ENVS = 16
 ROLLOUT_STEPS = 128
@@ -80,11 +106,11 @@ NETWORK = (f"instant L{LAYERS} H{HIDDEN}: conv{CONV_CHANNELS} 3x3 pad1 -> {HIDDE
 PRECISION = ARGS.precision if ARGS is not None else "fp32"
 
 
-def lagless_config(env: str, steps: int, threads: int, run_dir: str) -> PPOConfig:
+def lagless_config(env: str, steps: int, threads: int, run_dir: str, *, seed: int = SEED) -> PPOConfig:
     return PPOConfig(env=env, arch="instant", layers=LAYERS, hidden=HIDDEN, critic="instant",
                      total_steps=steps, num_envs=NUM_ENVS, rollout_steps=ROLLOUT_STEPS,
                      num_minibatches=NUM_MINIBATCHES, update_epochs=UPDATE_EPOCHS, lr=LR,
-                     seed=SEED, run_dir=run_dir, progress=False, tensorboard=False,
+                     seed=seed, run_dir=run_dir, progress=False, tensorboard=False,
                      threads=threads, checkpoint_every=10**9, precision=PRECISION)
 
 
@@ -124,13 +150,20 @@ def _sb3_extractor_class():
     return ConvFeatures
 
 
-def make_sb3_model(env: str, threads: int):
-    """An SB3 PPO with lagless's network and settings on the same wrapped environments."""
+def make_sb3_model(env: str, threads: int, *, seed: int = SEED, monitor: bool = False):
+    """An SB3 PPO with lagless's network and settings on the same wrapped environments.
+
+    ``monitor`` adds SB3's ``VecMonitor`` (episode returns in ``info["episode"]``) for the
+    learning curves of ``peer_quality.py``; the throughput runs leave it out, as they always
+    have, so that their numbers stay comparable with the earlier records.
+    """
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
     image = len(make_single_env(env).observation_space.shape) == 3
     venv = DummyVecEnv([lambda: make_single_env(env)] * NUM_ENVS)
+    if monitor:
+        venv = VecMonitor(venv)
     policy_kwargs = {"share_features_extractor": False, "activation_fn": nn.ReLU,
                      "net_arch": {"pi": [HIDDEN] * (LAYERS - 2), "vf": [HIDDEN] * (LAYERS - 2)}}
     if image:
@@ -141,7 +174,7 @@ def make_sb3_model(env: str, threads: int):
                 batch_size=NUM_ENVS * ROLLOUT_STEPS // NUM_MINIBATCHES, n_epochs=UPDATE_EPOCHS,
                 learning_rate=lambda progress_remaining: LR * progress_remaining,  # = anneal_lr
                 gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.01, vf_coef=0.5,
-                max_grad_norm=0.5, policy_kwargs=policy_kwargs, device="cpu", seed=SEED,
+                max_grad_norm=0.5, policy_kwargs=policy_kwargs, device="cpu", seed=seed,
                 verbose=0)
     torch.set_num_threads(threads)  # SB3's seeding leaves threads alone; make sure anyway
     return model
@@ -156,6 +189,165 @@ def run_sb3(env: str, steps: int, threads: int) -> dict:
     done = int(model.num_timesteps)
     model.get_env().close()
     return {"steps": done, "wall_s": wall, "sps": done / wall, "cpu_s": cpu, "cpu_sps": done / cpu}
+
+
+# --------------------------------------------------------------------------- SAC
+SAC_LAYERS = 3  # actor stages, head included: obs -> 256 -> 256 -> head
+SAC_HIDDEN = 256
+SAC_BATCH = 256
+SAC_LR = 3e-4
+SAC_LEARNING_STARTS = 5000
+SAC_NETWORK = (f"actor instant L{SAC_LAYERS} H{SAC_HIDDEN}: obs -> {SAC_HIDDEN} -> {SAC_HIDDEN} -> "
+               f"mean and log-std; twin critics (obs, action) -> {SAC_HIDDEN} -> {SAC_HIDDEN} -> 1")
+
+
+def sac_lagless_config(env: str, steps: int, threads: int, run_dir: str, *, seed: int = SEED,
+                       learning_starts: int = SAC_LEARNING_STARTS, log_every: int = 1000) -> SACConfig:
+    """lagless SAC with SB3's MuJoCo settings, spelled out so that a change of defaults shows."""
+    return SACConfig(env=env, arch="instant", layers=SAC_LAYERS, hidden=SAC_HIDDEN,
+                     critic_layers=3, critic_hidden=SAC_HIDDEN, batch_size=SAC_BATCH, lr=SAC_LR,
+                     buffer_size=1_000_000, learning_starts=learning_starts, updates_per_step=1.0,
+                     gamma=0.99, target_update_rate=0.005, alpha=0.0, total_steps=steps, num_envs=1,
+                     seed=seed, run_dir=run_dir, progress=False, tensorboard=False, threads=threads,
+                     checkpoint_every=10**9, log_every=log_every)
+
+
+def make_sb3_sac(env: str, threads: int, *, seed: int = SEED,
+                 learning_starts: int = SAC_LEARNING_STARTS, monitor: bool = False):
+    """An SB3 SAC with lagless's networks and settings on the same wrapped environment."""
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    venv = DummyVecEnv([lambda: make_single_env(env)])
+    if monitor:
+        venv = VecMonitor(venv)
+    model = SAC("MlpPolicy", venv, learning_rate=SAC_LR, buffer_size=1_000_000,
+                learning_starts=learning_starts, batch_size=SAC_BATCH, tau=0.005, gamma=0.99,
+                train_freq=1, gradient_steps=1, ent_coef="auto", target_entropy="auto",
+                policy_kwargs={"net_arch": {"pi": [SAC_HIDDEN] * 2, "qf": [SAC_HIDDEN] * 2},
+                               "activation_fn": nn.ReLU},
+                device="cpu", seed=seed, verbose=0)
+    torch.set_num_threads(threads)
+    return model
+
+
+def sac_param_counts(env: str, threads: int) -> tuple[int, int]:
+    """Trainable parameters of actor + twin critics (targets and entropy coefficient left out)."""
+    e = make_single_env(env)
+    m = SACTrainer.build_models(sac_lagless_config(env, 1, threads, ""), e.observation_space,
+                                e.action_space, torch.device("cpu"))["sac"]
+    e.close()
+    n_lagless = sum(p.numel() for mod in (m.actor, m.critic) for p in mod.parameters())
+    sb3 = make_sb3_sac(env, threads)
+    n_sb3 = sum(p.numel() for mod in (sb3.actor, sb3.critic) for p in mod.parameters())
+    sb3.get_env().close()
+    return n_lagless, n_sb3
+
+
+class LaglessSACUpdates:
+    """A lagless SAC trainer with ``fill`` random steps in its replay; ``run(n)`` does n updates."""
+
+    def __init__(self, env: str, threads: int, fill: int):
+        torch.manual_seed(SEED)
+        config = sac_lagless_config(env, fill, threads, "", learning_starts=fill, log_every=fill).validate()
+        self.envs = config.make_envs(1, seed=SEED)
+        device = torch.device("cpu")
+        models = SACTrainer.build_models(config, self.envs.single_observation_space,
+                                         self.envs.single_action_space, device)
+        self.trainer = SACTrainer(config, models, self.envs, device)
+        self.trainer.start(0)
+        self.trainer.iterate(0)  # `fill` random-action steps, no update (learning starts after them)
+        assert len(self.trainer.replay) == fill and self.trainer.updates == 0
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.trainer._update()
+
+
+class SB3SACUpdates:
+    """An SB3 SAC with ``fill`` random steps in its replay; ``run(n)`` does n updates."""
+
+    def __init__(self, env: str, threads: int, fill: int):
+        self.model = make_sb3_sac(env, threads, learning_starts=fill)
+        self.model.learn(total_timesteps=fill)  # random actions only: training starts after `fill`
+        assert self.model.replay_buffer.size() == fill and self.model._n_updates == 0
+
+    def run(self, n: int) -> None:
+        self.model.train(gradient_steps=n, batch_size=SAC_BATCH)
+
+
+def time_updates(bench, n: int) -> dict:
+    t0, c0 = time.perf_counter(), time.process_time()
+    bench.run(n)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"updates": n, "wall_s": wall, "ups": n / wall, "cpu_s": cpu, "cpu_ups": n / cpu}
+
+
+def main_sac(args: argparse.Namespace) -> int:
+    n_lagless, n_sb3 = sac_param_counts(args.env, args.threads)
+    print(f"parameters (actor + critics): lagless {n_lagless:,}  SB3 {n_sb3:,}")
+    if n_lagless != n_sb3:
+        print("error: the networks differ in size; fix the SB3 policy before comparing", file=sys.stderr)
+        return 1
+    if args.fill < 1000:
+        print("error: --fill must be >= 1000 so that batches are drawn from a real replay", file=sys.stderr)
+        return 1
+
+    print(f"filling both replays with {args.fill} random steps of {args.env} ...", flush=True)
+    benches = {"lagless": LaglessSACUpdates(args.env, args.threads, args.fill),
+               "sb3": SB3SACUpdates(args.env, args.threads, args.fill)}
+    print(f"warm-up: {args.warmup} updates of each ...", flush=True)
+    for bench in benches.values():
+        bench.run(args.warmup)
+
+    runs: dict[str, list[dict]] = {"lagless": [], "sb3": []}
+    for i in range(args.repeats):
+        order = ("lagless", "sb3") if i % 2 == 0 else ("sb3", "lagless")  # no fixed first place
+        for name in order:
+            r = time_updates(benches[name], args.updates)
+            runs[name].append(r)
+            print(f"[{i + 1}/{args.repeats}] {name:8s} {r['updates']} updates in {r['wall_s']:.1f}s = "
+                  f"{r['ups']:.1f} updates/s ({r['cpu_ups']:.1f} per CPU s)", flush=True)
+    benches["lagless"].envs.close()
+    benches["sb3"].model.get_env().close()
+
+    best = {name: max(r["ups"] for r in rs) for name, rs in runs.items()}  # load only slows runs down
+    ratio = best["lagless"] / best["sb3"]
+    paired = [a["ups"] / b["ups"] for a, b in zip(runs["lagless"], runs["sb3"])]
+    record = {
+        "algo": "sac",
+        "env": args.env,
+        "lagless_ups": round(best["lagless"], 2),
+        "sb3_ups": round(best["sb3"], 2),
+        "ratio": round(ratio, 3),
+        "median_paired_ratio": round(statistics.median(paired), 3),
+        "cpu_ratio": round(max(r["cpu_ups"] for r in runs["lagless"])
+                           / max(r["cpu_ups"] for r in runs["sb3"]), 3),
+        "updates": args.updates,
+        "repeats": args.repeats,
+        "warmup_updates": args.warmup,
+        "fill": args.fill,
+        "batch_size": SAC_BATCH,
+        "threads": args.threads,
+        "torch_threads_seen": torch.get_num_threads(),
+        "network": SAC_NETWORK,
+        "params": n_lagless,
+        "lagless_ups_runs": [round(r["ups"], 2) for r in runs["lagless"]],
+        "sb3_ups_runs": [round(r["ups"], 2) for r in runs["sb3"]],
+        "lagless_cpu_ups_runs": [round(r["cpu_ups"], 2) for r in runs["lagless"]],
+        "sb3_cpu_ups_runs": [round(r["cpu_ups"], 2) for r in runs["sb3"]],
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "git": GIT_AT_START,
+        "command": command_line(),
+    }
+    save_results(record, Path(args.out))
+    verdict = "meets" if ratio >= 1.3 else "misses"
+    print(f"\n{args.env} SAC: lagless {best['lagless']:.1f} updates/s, SB3 {best['sb3']:.1f} updates/s, "
+          f"ratio {ratio:.2f}x ({verdict} the 1.3x goal; median of paired ratios "
+          f"{record['median_paired_ratio']:.2f}x, CPU-time ratio {record['cpu_ratio']:.2f}x); "
+          f"written to {args.out}")
+    return 0
 
 
 # --------------------------------------------------------------------------- results
@@ -202,29 +394,42 @@ def command_line() -> str:
 
 
 def _same_settings(a: dict, b: dict) -> bool:
-    keys = ("env", "steps_requested", "num_envs", "rollout_steps", "threads", "network")
+    if a.get("algo", "ppo") != b.get("algo", "ppo"):  # records before SAC are PPO's
+        return False
+    keys = ("env", "steps_requested", "num_envs", "rollout_steps", "threads", "network", "updates",
+            "batch_size", "fill")
     same_precision = a.get("lagless_precision", "fp32") == b.get("lagless_precision", "fp32")
     return same_precision and all(a.get(k) == b.get(k) for k in keys)
 
 
 def save_results(record: dict, out: Path) -> list[dict]:
-    records = []
-    if out.exists():
-        try:
-            records = json.loads(out.read_text())
-        except json.JSONDecodeError:
-            print(f"warning: {out} is not valid JSON; starting it afresh", file=sys.stderr)
-            records = []
-    records = [r for r in records if not _same_settings(r, record)] + [record]
-    records.sort(key=lambda r: (r.get("env", ""), r.get("lagless_precision", "fp32") != "fp32",
-                                r.get("threads", 0), r.get("steps", 0)))
+    """Read, merge and write under a lock, so that two measurements in parallel lose no record."""
+    import fcntl
+
+    from lagless.runs import atomic_write_json
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(records, indent=2) + "\n")
-    write_markdown(records, out.with_suffix(".md"))
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = []
+        if out.exists():
+            try:
+                records = json.loads(out.read_text())
+            except json.JSONDecodeError:
+                print(f"warning: {out} is not valid JSON; starting it afresh", file=sys.stderr)
+                records = []
+        records = [r for r in records if not _same_settings(r, record)] + [record]
+        records.sort(key=lambda r: (r.get("algo", "ppo"), r.get("env", ""),
+                                    r.get("lagless_precision", "fp32") != "fp32",
+                                    r.get("threads", 0), r.get("steps", 0)))
+        atomic_write_json(out, records)
+        write_markdown(records, out.with_suffix(".md"))
     return records
 
 
 def write_markdown(records: list[dict], path: Path) -> None:
+    sac = [r for r in records if r.get("algo", "ppo") == "sac"]
+    records = [r for r in records if r.get("algo", "ppo") == "ppo"]
     lines = [
         "# Training throughput: lagless PPO vs Stable-Baselines3 PPO",
         "",
@@ -262,7 +467,42 @@ def write_markdown(records: list[dict], path: Path) -> None:
     for r in records:
         lines.append(f"- {r['env']} ({r.get('lagless_precision', 'fp32')}), {r['date']}: `{r['command']}`")
     lines.append("")
+    if sac:
+        lines += sac_markdown(sac)
     path.write_text("\n".join(lines))
+
+
+def sac_markdown(records: list[dict]) -> list[str]:
+    lines = [
+        "## SAC: gradient updates per second, lagless vs Stable-Baselines3",
+        "",
+        "Generated by `benchmarks/throughput.py --algo sac`. Same networks (" + SAC_NETWORK + "), "
+        "batch 256, lr 3e-4, automatic entropy tuning, one environment's replay filled with "
+        "random steps (`fill`) in each library. Timed: only gradient updates (lagless "
+        "`SACTrainer._update` calls, SB3 `model.train(gradient_steps=n, batch_size=256)`), each "
+        "including its own replay sampling and target update; blocks of `updates` updates, "
+        "interleaved with alternating order in one process after an untimed warm-up. "
+        "Goal: lagless >= 1.3x SB3.",
+        "",
+        ("Updates/s are the fastest block of each library (`runs`); `ratio` is their quotient, "
+         "`paired` the median of the per-block ratios, `CPU ratio` compares updates per CPU "
+         "second."),
+        "",
+        ("| env | lagless updates/s | SB3 updates/s | ratio | paired | CPU ratio | updates x runs "
+         "| threads | machine | lagless code | date |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for r in records:
+        m, g = r.get("machine", {}), r.get("git", {})
+        code = g.get("commit", "?") + (" + local edits" if g.get("modified_src") else "")
+        lines.append(
+            f"| {r['env']} | {r['lagless_ups']:.1f} | {r['sb3_ups']:.1f} | {r['ratio']:.2f}x | "
+            f"{r['median_paired_ratio']:.2f}x | {r['cpu_ratio']:.2f}x | {r['updates']} x {r['repeats']} "
+            f"| {r['threads']} | {m.get('nproc', '?')} CPUs, {m.get('cpu', '?')} | {code} | {r['date']} |")
+    lines += ["", "Commands (run from the repository root):", ""]
+    lines += [f"- {r['env']} (SAC), {r['date']}: `{r['command']}`" for r in records]
+    lines.append("")
+    return lines
 
 
 # --------------------------------------------------------------------------- profile
@@ -318,6 +558,8 @@ def main(args: argparse.Namespace) -> int:
     global GIT_AT_START
     GIT_AT_START = git_state()  # the lagless code imported above is the code measured
     torch.set_num_threads(args.threads)
+    if args.algo == "sac":
+        return main_sac(args)
     if args.profile:
         profile_lagless(args.env, args.profile, args.threads)
         return 0
