@@ -1,4 +1,4 @@
-"""Real-time agents: pipelined networks with per-layer delay, trained with PPO."""
+"""Real-time agents: pipelined networks with per-layer delay, trained with PPO or SAC."""
 
 from lagless.realtime.architectures import (
     ARCHITECTURES,

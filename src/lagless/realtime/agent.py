@@ -9,6 +9,7 @@ from torch import nn
 from lagless.realtime.action_heads import ppo_head
 from lagless.realtime.architectures import build_network
 from lagless.realtime.ppo_config import PPOConfig
+from lagless.realtime.precision import bf16_autocast
 
 
 class ActorCritic(nn.Module):
@@ -39,8 +40,7 @@ class ActorCritic(nn.Module):
         return self.actor.device
 
     def _precision(self):
-        """bfloat16 autocast for matmuls and convolutions when asked; weights stay float32."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return bf16_autocast(self.device, self.bf16)
 
     def initial_state(self, batch_size: int):
         """(actor state, critic state) at an episode start."""

@@ -16,6 +16,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from lagless.realtime.precision import bf16_autocast
+
 
 @dataclass
 class PolicyStep:
@@ -47,7 +49,7 @@ class Policy:
         return self.actor.device
 
     def _precision(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return bf16_autocast(self.device, self.bf16)
 
     def initial_state(self, batch_size: int):
         """(actor state, critic state) at an episode start, on the policy's device."""
