@@ -130,7 +130,7 @@ def test_same_seed_gives_identical_metrics(tmp_path):
 
 BAD_INPUTS = [
     (["--env", "NoSuchGame-v0"], "NoSuchGame-v0"),
-    (["--env", ENV, "--arch", "transformer"], "unknown architecture 'transformer'"),
+    (["--env", ENV, "--arch", "mamba"], "unknown architecture 'mamba'"),
     (["--env", ENV, "--tau", "0"], "--tau must be >= 1"),
     (["--env", ENV, "--layers", "0"], "--layers must be >= 1"),
     (["--env", ENV, "--critic", "oracle"], "unknown critic"),

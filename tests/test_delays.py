@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lagless.realtime import ARCHITECTURES, UNBOUNDED_DELAY, make_actor
+from lagless.realtime.architectures import TRANSFORMER_MEMORY
 
 LAYERS = 4
 T = 14
@@ -15,6 +16,7 @@ EXPECTED_DELAYS = {  # for 4 layers, by the convention in lagless.realtime.pipel
     "obs_to_all": (1, 4),
     "res_skip": (1, 4),
     "lstm": (0, UNBOUNDED_DELAY),
+    "transformer": (0, TRANSFORMER_MEMORY),  # T below is shorter than its memory
 }
 SPACES = {
     "vector": gym.spaces.Box(-1, 1, (6,)),

@@ -14,6 +14,7 @@ import numbers
 import gymnasium as gym
 from gymnasium import spaces
 
+from lagless.envs.tmaze import register_tmaze
 from lagless.envs.wrappers import ActionRepeat, Float32Obs, LastActions, ObsDelay, ObsHistory
 from lagless.errors import LaglessError
 
@@ -62,6 +63,7 @@ def _check_env_id(env_id: str) -> None:
             ) from exc
     if name.startswith(MINATAR_PREFIX):
         _register_minatar()
+    register_tmaze(name)
     task, _, version = name.rpartition("-")
     if task in MUJOCO_TASKS and version not in MUJOCO_VERSIONS:
         raise LaglessError(

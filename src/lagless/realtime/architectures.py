@@ -20,12 +20,15 @@ from lagless.realtime.observations import ObsLayout
 from lagless.realtime.pipelined import PipelinedNet
 from lagless.realtime.recurrent import LSTMNet
 from lagless.realtime.stages import ConvStage, HeadStage, LinearStage
+from lagless.realtime.transformer import GTrXLNet, init_transformer
 
 Builder = Callable[[ObsLayout, int, int, int, float, bool], nn.Module]
 # Part of every network layout id: bump it when saved tensors must be read differently
 # (rt2: convolution features flattened channels-last, HWC, since the speed-up commit 29736ea).
 LAYOUT_FORMAT = "rt2"
-FRESH_KEY = "last_actions"  # the observation part that ``fresh_actions`` feeds in undelayed
+FRESH_KEY = "last_actions"
+TRANSFORMER_HEADS = 4  # attention heads of the 'transformer' architecture (the width must divide)
+TRANSFORMER_MEMORY = 32  # past steps each transformer layer attends to  # the observation part that ``fresh_actions`` feeds in undelayed
 ARCHITECTURES: dict[str, Builder] = {}
 DESCRIPTIONS: dict[str, str] = {}
 
@@ -133,6 +136,17 @@ def build_lstm(layout, layers, hidden, out_dim, head_std, fresh_actions):
         encoder.append(_hidden_stage(layout, i, in_dim, hidden))
         in_dim = encoder[-1].out_dim
     return LSTMNet(layout, encoder, hidden, HeadStage(hidden, out_dim, head_std))
+
+
+@register_architecture("transformer", "gated transformer (GTrXL-style) over a cached memory of "
+                                      "past steps, no delay; --layers counts its blocks")
+def build_transformer(layout, layers, hidden, out_dim, head_std, fresh_actions):
+    if hidden % TRANSFORMER_HEADS:
+        raise LaglessError(f"architecture 'transformer' needs --hidden divisible by its "
+                           f"{TRANSFORMER_HEADS} heads, got {hidden}")
+    net = GTrXLNet(layout, layers, hidden, TRANSFORMER_HEADS, TRANSFORMER_MEMORY,
+                   HeadStage(hidden, out_dim, head_std))
+    return init_transformer(net)
 
 
 def output_dim(action_space: spaces.Space) -> int:

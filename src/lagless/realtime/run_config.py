@@ -18,7 +18,7 @@ class RLRunConfig:
     """Environment, actor network, budget and run-folder options of an RL run."""
 
     env: str = option("MinAtar/Breakout-v1", "Gymnasium environment id", metavar="ID", fixed=True)
-    arch: str = option("skip", "actor architecture: instant, chain, skip, obs_to_all, res_skip, lstm",
+    arch: str = option("skip", "actor architecture: instant, chain, skip, obs_to_all, res_skip, lstm, transformer",
                        metavar="NAME", fixed=True)
     layers: int = option(4, "layers in the actor, head included; each adds one step of delay "
                             "in pipelined architectures", metavar="N", fixed=True)

@@ -23,7 +23,7 @@ class SACConfig(RLRunConfig):
     """
 
     env: str = option("HalfCheetah-v5", "Gymnasium environment id (Box actions)", metavar="ID", fixed=True)
-    arch: str = option("instant", "actor architecture: instant, chain, skip, obs_to_all, res_skip, lstm",
+    arch: str = option("instant", "actor architecture: instant, chain, skip, obs_to_all, res_skip, lstm, transformer",
                        metavar="NAME", fixed=True)
     layers: int = option(3, "layers in the actor, head included; each adds one step of delay "
                             "in pipelined architectures", metavar="N", fixed=True)
