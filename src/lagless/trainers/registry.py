@@ -14,6 +14,7 @@ from lagless.trainers.base import Trainer
 BUILTIN_TRAINERS = {  # name -> "module:Class", imported when first asked for
     "ppo": "lagless.realtime.ppo:PPOTrainer",
     "sac": "lagless.realtime.sac:SACTrainer",
+    "ald": "lagless.ald.trainer:ALDTrainer",
 }
 _TRAINERS: dict[str, type[Trainer]] = {}
 
