@@ -76,3 +76,21 @@ def test_ald_refuses_continuous_actions(tmp_path, capsys):
     assert main(["train", "--algo", "ald", "--env", "Hopper-v5", "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "Discrete action space" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("method,acts", [("actor", "lstm"), ("learner", "transformer"), ("asymmetric", "lstm")])
+def test_each_baseline_trains_and_acts_from_the_same_command_line(method, acts, tmp_path, capsys):
+    run = tmp_path / method
+    assert main(["train", *TINY, "--method", method, "--total-steps", "64", "--run-dir", str(run)]) == 0
+    metrics = read_metrics(run / "metrics.csv")
+    assert np.isfinite(metrics["losses/policy_loss"]).all() and "distill/kl" not in metrics
+    meta = json.loads((list_checkpoints(run)[-1] / "meta.json").read_text())
+    assert ("learner:" in meta["layout_id"]) == (method != "actor")
+    assert ("actor:" in meta["layout_id"]) == (method != "learner")
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert f"{acts} (ald)" in capsys.readouterr().out
+
+
+def test_unknown_method_is_one_line(tmp_path, capsys):
+    assert main(["train", *TINY, "--method", "dagger", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "unknown --method 'dagger'" in capsys.readouterr().err

@@ -9,6 +9,14 @@ from lagless.errors import LaglessError
 from lagless.realtime.architectures import check_architecture
 from lagless.realtime.run_config import RLRunConfig
 
+# method -> (the net that acts, the net the PPO policy loss trains, the net whose value is the critic)
+METHODS = {
+    "ald": ("actor", "learner", "learner"),  # + distillation of the learner into the actor
+    "actor": ("actor", "actor", "actor"),  # baseline: the LSTM alone, PPO
+    "learner": ("learner", "learner", "learner"),  # baseline: the transformer alone, PPO (it acts)
+    "asymmetric": ("actor", "actor", "learner"),  # baseline: LSTM policy, transformer value
+}
+
 
 @dataclass
 class ALDConfig(RLRunConfig):
@@ -18,6 +26,9 @@ class ALDConfig(RLRunConfig):
 
     env: str = option("lagless/TMaze-v0", "Gymnasium environment id (Discrete actions)", metavar="ID",
                       fixed=True)
+    method: str = option("ald", "ald, or a baseline: actor (the LSTM alone, PPO), learner (the transformer "
+                                "alone, PPO; it acts), asymmetric (LSTM policy, transformer value)",
+                         metavar="NAME", fixed=True)
     arch: str = option("lstm", "actor architecture (the network that acts)", metavar="NAME", fixed=True)
     layers: int = option(2, "actor layers, head included (lstm: 2 = one LSTM layer and the head)",
                          metavar="N", fixed=True)
@@ -51,6 +62,8 @@ class ALDConfig(RLRunConfig):
     def validate(self) -> ALDConfig:
         super().validate()
         check_architecture(self.learner_arch)
+        if self.method not in METHODS:
+            raise LaglessError(f"unknown --method '{self.method}': choose one of {', '.join(METHODS)}")
         for name in ("learner_layers", "learner_hidden", "rollout_steps", "update_epochs",
                      "num_minibatches", "replay_rollouts"):
             if getattr(self, name) < 1:

@@ -20,7 +20,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from lagless.ald.config import ALDConfig
+from lagless.ald.config import METHODS, ALDConfig
 from lagless.ald.losses import categorical_kl, distillation_loss
 from lagless.errors import LaglessError
 from lagless.realtime.action_heads import CategoricalHead
@@ -63,44 +63,50 @@ def _detach(state):
 class ALDTrainer(Trainer):
     name = "ald"
     config_class = ALDConfig
-    description = "Actor-Learner Distillation: a transformer learns with PPO on an LSTM actor's data, the LSTM distils"
+    description = ("Actor-Learner Distillation: a transformer learns with PPO on an LSTM actor's data, the "
+                   "LSTM distils; --method actor|learner|asymmetric for the baselines")
 
     @classmethod
     def build_models(cls, config, observation_space, action_space, device):
         if not isinstance(action_space, spaces.Discrete):
             raise LaglessError(f"ALD in lagless needs a Discrete action space, {config.env} has {action_space}")
         n = int(action_space.n) + 1  # logits and a value
-        actor = build_network(config.arch, observation_space, n, layers=config.layers, hidden=config.hidden,
-                              head_std=0.01, fresh_actions=config.fresh_actions)
-        learner = build_network(config.learner_arch, observation_space, n, layers=config.learner_layers,
-                                hidden=config.learner_hidden, head_std=0.01, fresh_actions=config.fresh_actions)
-        return {"actor": actor.to(device), "learner": learner.to(device)}
+        models = {}
+        if "actor" in METHODS[config.method]:
+            models["actor"] = build_network(config.arch, observation_space, n, layers=config.layers,
+                                            hidden=config.hidden, head_std=0.01, fresh_actions=config.fresh_actions)
+        if "learner" in METHODS[config.method]:
+            models["learner"] = build_network(config.learner_arch, observation_space, n,
+                                              layers=config.learner_layers, hidden=config.learner_hidden,
+                                              head_std=0.01, fresh_actions=config.fresh_actions)
+        return {name: net.to(device) for name, net in models.items()}
 
     @classmethod
     def layout_id(cls, config, models):
-        return (f"{network_layout_id(config.arch, models['actor'])}+"
-                f"{network_layout_id(config.learner_arch, models['learner'])}")
+        archs = {"actor": config.arch, "learner": config.learner_arch}
+        return "+".join(f"{name}:{network_layout_id(archs[name], net)}" for name, net in models.items())
 
     @classmethod
     def make_policy(cls, config, models, observation_space, action_space):
-        actor = models["actor"]
+        acting, _, value = METHODS[config.method]
         n = int(action_space.n)
-        return Policy(config, OutputSlice(actor, slice(0, n)), CategoricalHead(action_space),
-                      critic=OutputSlice(actor, slice(n, n + 1)), observation_space=observation_space,
-                      action_space=action_space)
+        return Policy(config, OutputSlice(models[acting], slice(0, n)), CategoricalHead(action_space),
+                      critic=OutputSlice(models[value], slice(n, n + 1)), observation_space=observation_space,
+                      action_space=action_space, arch=config.arch if acting == "actor" else config.learner_arch)
 
     def __init__(self, config: ALDConfig, models, envs, device):
         super().__init__(config, models, envs, device)
-        self.actor, self.learner = models["actor"], models["learner"]
+        self.acting, self.policy_net, self.value_net = METHODS[config.method]
         self.n = int(envs.single_action_space.n)
         self.head = CategoricalHead(envs.single_action_space)
-        self.learner_opt = torch.optim.Adam(self.learner.parameters(), lr=config.lr, eps=1e-5, fused=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, eps=1e-5, fused=True)
+        lrs = {"actor": config.actor_lr if config.method == "ald" else config.lr, "learner": config.lr}
+        self.opts = {name: torch.optim.Adam(net.parameters(), lr=lrs[name], eps=1e-5, fused=True)
+                     for name, net in models.items()}
         self.replay: deque = deque(maxlen=config.replay_rollouts)
         self.updates = 0
 
     def optimizers(self):
-        return {"learner": self.learner_opt, "actor": self.actor_opt}
+        return self.opts
 
     def state_meta(self):
         return {"updates": self.updates}
@@ -111,15 +117,15 @@ class ALDTrainer(Trainer):
     def start(self, global_step: int) -> None:
         N = self.config.num_envs
         self.obs, _ = self.envs.reset(seed=self.config.seed + global_step)
-        self.actor_state = self.actor.initial_state(N, self.device)
-        self.learner_state = self.learner.initial_state(N, self.device)
+        self.states = {name: net.initial_state(N, self.device) for name, net in self.models.items()}
         self.starts = torch.ones(N, dtype=torch.bool, device=self.device)
         self.ep_return, self.ep_length = np.zeros(N), np.zeros(N, dtype=np.int64)
 
     # -- acting ---------------------------------------------------------------------------
     @torch.inference_mode()
     def _rollout(self):
-        layout, N, T = self.actor.layout, self.config.num_envs, self.config.rollout_steps
+        net = self.models[self.acting]
+        layout, N, T = net.layout, self.config.num_envs, self.config.rollout_steps
         kw = {"device": self.device}
         x = torch.zeros(T, N, layout.flat_dim, **kw)
         starts = torch.zeros(T, N, dtype=torch.bool, **kw)
@@ -127,9 +133,10 @@ class ALDTrainer(Trainer):
         logits = torch.zeros(T, N, self.n, **kw)
         rewards, dones = torch.zeros(T, N, **kw), torch.zeros(T, N, **kw)
         returns_done, lengths_done = [], []
+        state = self.states[self.acting]
         for t in range(T):
             x[t] = layout.flatten(self.obs, device=self.device)
-            out, self.actor_state = self.actor(x[t], self.actor_state, self.starts)
+            out, state = net(x[t], state, self.starts)
             action, _ = self.head.sample(out[:, :self.n])
             self.obs, reward, terminated, truncated, _ = self.envs.step(action.cpu().numpy())
             done = np.logical_or(terminated, truncated)
@@ -143,77 +150,94 @@ class ALDTrainer(Trainer):
                 lengths_done.append(int(self.ep_length[i]))
             self.ep_return[done], self.ep_length[done] = 0.0, 0
             self.starts = torch.as_tensor(done, **kw)
+        self.states[self.acting] = state
         return x, starts, actions, logits, rewards, dones, returns_done, lengths_done
 
     # -- one iteration --------------------------------------------------------------------
     def iterate(self, global_step: int) -> Iteration:
         config = self.config
-        actor_start, learner_start = _detach(self.actor_state), _detach(self.learner_state)
+        start_states = {name: _detach(state) for name, state in self.states.items()}
         x, starts, actions, behaviour_logits, rewards, dones, returns_done, lengths_done = self._rollout()
         behaviour_logp = torch.log_softmax(behaviour_logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
-            out, self.learner_state = self.learner.forward_sequence(x, learner_start, starts)
-            next_x = self.actor.layout.flatten(self.obs, device=self.device)[None]
-            next_out, _ = self.learner.forward_sequence(next_x, self.learner_state, self.starts[None])
-            values = out[..., self.n]
-            advantages, returns = gae(rewards, values, dones, next_out[0, :, self.n], config.gamma,
-                                      config.gae_lambda)
-            policy_lag = categorical_kl(out[..., :self.n], behaviour_logits).mean()
-        metrics = self._learner_update(x, starts, actions, behaviour_logp, behaviour_logits, learner_start,
-                                       advantages, returns)
-        self.replay.append((x, starts, actor_start, learner_start))
-        metrics.update(self._distill())
-        metrics["distill/policy_lag"] = float(policy_lag)
+            outs = {}
+            for name, net in self.models.items():  # the nets that did not act catch up with the rollout
+                outs[name], state = net.forward_sequence(x, start_states[name], starts)
+                if name != self.acting:
+                    self.states[name] = state
+            value_net = self.models[self.value_net]
+            next_x = value_net.layout.flatten(self.obs, device=self.device)[None]
+            next_out, _ = value_net.forward_sequence(next_x, self.states[self.value_net], self.starts[None])
+            advantages, returns = gae(rewards, outs[self.value_net][..., self.n], dones, next_out[0, :, self.n],
+                                      config.gamma, config.gae_lambda)
+        metrics = self._rl_update(x, starts, actions, behaviour_logp, behaviour_logits, start_states,
+                                  advantages, returns)
+        if config.method == "ald":
+            policy_lag = categorical_kl(outs["learner"][..., :self.n], behaviour_logits).mean()
+            self.replay.append((x, starts, start_states["actor"], start_states["learner"]))
+            metrics.update(self._distill())
+            metrics["distill/policy_lag"] = policy_lag.item()
         self.updates += 1
         return Iteration(config.num_envs * config.rollout_steps, returns_done, lengths_done, metrics)
 
-    def _learner_update(self, x, starts, actions, behaviour_logp, behaviour_logits, learner_start,
-                        advantages, returns) -> dict[str, float]:
+    def _rl_update(self, x, starts, actions, behaviour_logp, behaviour_logits, start_states,
+                   advantages, returns) -> dict[str, float]:
+        """PPO on the policy net (ratios against the acting net's log-probs) and the value net."""
         config, N = self.config, self.config.num_envs
         per_mb = N // config.num_minibatches
+        trained = sorted({self.policy_net, self.value_net})
         stats = {k: [] for k in ("policy", "value", "entropy", "kl", "to_actor")}
         for _ in range(config.update_epochs):
             perm = torch.randperm(N).to(self.device)
             for m in range(config.num_minibatches):
                 idx = perm[m * per_mb:(m + 1) * per_mb]
-                out, _ = self.learner.forward_sequence(x[:, idx], _select(learner_start, idx), starts[:, idx])
-                logp, entropy = self.head.log_prob_entropy(out[..., :self.n], actions[:, idx])
+                outs = {name: self.models[name].forward_sequence(
+                    x[:, idx], _select(start_states[name], idx), starts[:, idx])[0] for name in trained}
+                logits = outs[self.policy_net][..., :self.n]
+                logp, entropy = self.head.log_prob_entropy(logits, actions[:, idx])
                 adv = advantages[:, idx]
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg, kl, _ = clipped_policy_loss(logp, behaviour_logp[:, idx], adv, config.clip_coef)
-                v = value_loss(out[..., self.n], returns[:, idx])
-                to_actor = categorical_kl(behaviour_logits[:, idx], out[..., :self.n]).mean()
-                loss = (pg - config.ent_coef * entropy.mean() + config.vf_coef * v
-                        + config.learner_to_actor_kl * to_actor)
-                self.learner_opt.zero_grad(set_to_none=True)
+                v = value_loss(outs[self.value_net][..., self.n], returns[:, idx])
+                loss = pg - config.ent_coef * entropy.mean() + config.vf_coef * v
+                to_actor = torch.zeros((), device=self.device)
+                if config.method == "ald" and config.learner_to_actor_kl:
+                    to_actor = categorical_kl(behaviour_logits[:, idx], logits).mean()
+                    loss = loss + config.learner_to_actor_kl * to_actor
+                for name in trained:
+                    self.opts[name].zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.learner.parameters(), config.max_grad_norm)
-                self.learner_opt.step()
+                for name in trained:
+                    nn.utils.clip_grad_norm_(self.models[name].parameters(), config.max_grad_norm)
+                    self.opts[name].step()
                 for k, val in (("policy", pg), ("value", v), ("entropy", entropy.mean()), ("kl", kl),
                                ("to_actor", to_actor)):
                     stats[k].append(val.item())
-        return {"losses/policy_loss": float(np.mean(stats["policy"])),
-                "losses/value_loss": float(np.mean(stats["value"])),
-                "losses/entropy": float(np.mean(stats["entropy"])),
-                "losses/approx_kl": float(np.mean(stats["kl"])),
-                "losses/learner_to_actor_kl": float(np.mean(stats["to_actor"]))}
+        out = {"losses/policy_loss": float(np.mean(stats["policy"])),
+               "losses/value_loss": float(np.mean(stats["value"])),
+               "losses/entropy": float(np.mean(stats["entropy"])),
+               "losses/approx_kl": float(np.mean(stats["kl"]))}
+        if config.method == "ald":
+            out["losses/learner_to_actor_kl"] = float(np.mean(stats["to_actor"]))
+        return out
 
     def _distill(self) -> dict[str, float]:
         config, N = self.config, self.config.num_envs
+        actor, learner = self.models["actor"], self.models["learner"]
         per_mb = N // config.num_minibatches
         kls, errors = [], []
         for _ in range(config.distill_steps_per_rl_step * config.num_minibatches):
             x, starts, actor_start, learner_start = random.choice(self.replay)
             idx = torch.randperm(N)[:per_mb].to(self.device)
             with torch.no_grad():
-                target, _ = self.learner.forward_sequence(x[:, idx], _select(learner_start, idx), starts[:, idx])
-            out, _ = self.actor.forward_sequence(x[:, idx], _select(actor_start, idx), starts[:, idx])
+                target, _ = learner.forward_sequence(x[:, idx], _select(learner_start, idx), starts[:, idx])
+            out, _ = actor.forward_sequence(x[:, idx], _select(actor_start, idx), starts[:, idx])
             loss, kl, error = distillation_loss(target[..., :self.n], out[..., :self.n], target[..., self.n],
                                                 out[..., self.n], config.distill_value_coef)
-            self.actor_opt.zero_grad(set_to_none=True)
+            self.opts["actor"].zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(self.actor.parameters(), config.max_grad_norm)
-            self.actor_opt.step()
+            nn.utils.clip_grad_norm_(actor.parameters(), config.max_grad_norm)
+            self.opts["actor"].step()
             kls.append(kl.item())
             errors.append(error.item())
         return {"distill/kl": float(np.mean(kls)) if kls else math.nan,

@@ -156,7 +156,7 @@ def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
                    else int(np.prod(policy.action_space.shape)))
     meta = {
         "env": config.env, "run_dir": str(Path(run_dir).resolve()), "checkpoint": str(Path(path).resolve()),
-        "checkpoint_step": step, "algo": policy.kind, "arch": config.arch, "num_actions": num_actions,
+        "checkpoint_step": step, "algo": policy.kind, "arch": policy.arch, "num_actions": num_actions,
         "tau": config.tau, "last_actions": config.last_actions, "obs_history": config.obs_history,
         "obs_delay": config.obs_delay,
         "greedy": greedy, "seed": seed, "algorithm": "lagless record", "lagless_version": __version__,
@@ -176,7 +176,7 @@ def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
     summary = {
         "episodes": len(finished), "steps": data.num_steps, "mean_return": float(returns.mean()),
         "std_return": float(returns.std()), "mean_length": data.num_steps / len(finished),
-        "format": format, "written_to": where, "env": config.env, "arch": config.arch,
+        "format": format, "written_to": where, "env": config.env, "arch": policy.arch,
         "checkpoint_step": step, "seed": seed, "greedy": greedy,
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -63,7 +63,7 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, checkpoint: str | Path 
     returns, lengths = run_episodes(policy, episodes, seed=seed, greedy=greedy)
     r = np.asarray(returns)
     summary = {
-        "algo": policy.kind, "env": config.env, "arch": config.arch, "checkpoint": str(policy.checkpoint),
+        "algo": policy.kind, "env": config.env, "arch": policy.arch, "checkpoint": str(policy.checkpoint),
         "step": policy.step, "episodes": episodes, "greedy": greedy, "seed": seed,
         "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
         "mean_length": float(np.mean(lengths)), "returns": returns,

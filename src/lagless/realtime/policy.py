@@ -34,8 +34,9 @@ class Policy:
     def __init__(self, config: Any, actor: nn.Module, head: nn.Module, *,
                  observation_space: spaces.Space, action_space: spaces.Space,
                  critic: nn.Module | None = None, bf16: bool = False, kind: str = "",
-                 step: int = 0, checkpoint: Path | None = None):
+                 step: int = 0, checkpoint: Path | None = None, arch: str | None = None):
         self.config = config
+        self.arch = arch or config.arch  # the architecture that acts
         self.actor, self.head, self.critic = actor, head, critic
         self.observation_space, self.action_space = observation_space, action_space
         self.layout = actor.layout
