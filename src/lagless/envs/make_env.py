@@ -25,6 +25,8 @@ MUJOCO_VERSIONS = ("v4", "v5")  # v2/v3 need mujoco-py, which Gymnasium no longe
 MINATAR_DEFAULT_MAX_FRAMES = 10_000
 
 _minatar_registered = False
+# id prefix -> (module that registers the ids on import, the extra that installs it)
+IMPORT_ON_USE = {"popgym-": ("popgym", "ald"), "MiniGrid-": ("minigrid", "ald")}
 
 
 def _register_minatar() -> None:
@@ -64,6 +66,13 @@ def _check_env_id(env_id: str) -> None:
     if name.startswith(MINATAR_PREFIX):
         _register_minatar()
     register_tmaze(name)
+    for prefix, (module, extra) in IMPORT_ON_USE.items():
+        if name.startswith(prefix):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise LaglessError(f"environment '{env_id}' needs {module} ({exc}); run "
+                                   f"pip install 'lagless[{extra}]'") from exc
     task, _, version = name.rpartition("-")
     if task in MUJOCO_TASKS and version not in MUJOCO_VERSIONS:
         raise LaglessError(
@@ -76,6 +85,13 @@ def _check_env_id(env_id: str) -> None:
         raise LaglessError(
             f"unknown environment '{env_id}': not a registered Gymnasium id ({hint})"
         )
+
+
+def _box_like(space: spaces.Space) -> bool:
+    """A Box, or a Dict of Boxes: what lagless's networks read without flattening."""
+    if isinstance(space, spaces.Dict):
+        return all(isinstance(s, spaces.Box) for s in space.spaces.values())
+    return isinstance(space, spaces.Box)
 
 
 def _check_flags(**flags: int) -> None:
@@ -130,6 +146,12 @@ def make_single_env(
             f"environment '{env_id}' needs a package that is not installed{extra}: {exc}"
         ) from exc
 
+    if env_id.split(":", 1)[-1].startswith("MiniGrid-"):
+        from minigrid.wrappers import ImgObsWrapper
+
+        env = ImgObsWrapper(env)  # the (7, 7, 3) partial view; the mission text is constant
+    elif not _box_like(env.observation_space):
+        env = gym.wrappers.FlattenObservation(env)  # Discrete/MultiDiscrete/Tuple: one-hot vectors
     space = env.observation_space
     if isinstance(space, spaces.Box) and space.dtype != "float32":
         env = Float32Obs(env)
