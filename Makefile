@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[minatar,mujoco,ald,nlp,explain,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[minatar,mujoco,ald,ray,nlp,explain,dev]"
 	touch $(STAMP)
 
 demo: install

@@ -17,6 +17,8 @@ METHODS = {
     "asymmetric": ("actor", "actor", "learner"),  # baseline: LSTM policy, transformer value
 }
 
+BACKENDS = ("local", "ray")
+
 
 @dataclass
 class ALDConfig(RLRunConfig):
@@ -58,6 +60,11 @@ class ALDConfig(RLRunConfig):
     learner_to_actor_kl: float = option(0.1, "weight of the (weaker) KL that pulls the learner toward the "
                                              "actor's behaviour policy; 0 turns it off", metavar="C")
     replay_rollouts: int = option(4, "recent rollouts kept for distillation", metavar="N")
+    backend: str = option("local", "where the actor steps the environments: local (this process) or ray "
+                                   "(--num-actors Ray actors, each with num_envs / num-actors environments)")
+    num_actors: int = option(2, "Ray actors (with --backend ray)", metavar="K")
+    ray_address: str = option("", "join this Ray cluster (e.g. 10.0.0.5:6379, after 'ray start --head' "
+                                  "there); empty: start a local one", metavar="ADDR")
 
     def validate(self) -> ALDConfig:
         super().validate()
@@ -70,6 +77,13 @@ class ALDConfig(RLRunConfig):
                 raise LaglessError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.distill_steps_per_rl_step < 0 or self.learner_to_actor_kl < 0:
             raise LaglessError("--distill-steps-per-rl-step and --learner-to-actor-kl must be >= 0")
+        if self.backend not in BACKENDS:
+            raise LaglessError(f"unknown --backend '{self.backend}': choose one of {', '.join(BACKENDS)}")
+        if self.num_actors < 1:
+            raise LaglessError(f"--num-actors must be >= 1, got {self.num_actors}")
+        if self.backend == "ray" and self.num_envs % self.num_actors:
+            raise LaglessError(f"--num-envs ({self.num_envs}) must be a multiple of --num-actors "
+                               f"({self.num_actors}): each Ray actor steps the same number of environments")
         if self.num_envs % self.num_minibatches:
             raise LaglessError(f"--num-envs ({self.num_envs}) must be a multiple of --num-minibatches "
                                f"({self.num_minibatches}): each minibatch takes whole environments")

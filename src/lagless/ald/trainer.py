@@ -20,6 +20,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from lagless.ald.collect import LocalCollector, RayCollector
 from lagless.ald.config import METHODS, ALDConfig
 from lagless.ald.losses import categorical_kl, distillation_loss
 from lagless.errors import LaglessError
@@ -104,6 +105,9 @@ class ALDTrainer(Trainer):
                      for name, net in models.items()}
         self.replay: deque = deque(maxlen=config.replay_rollouts)
         self.updates = 0
+        acting = models[self.acting]
+        self.collector = (RayCollector(config, type(self).build_models, self.acting, acting, device)
+                          if config.backend == "ray" else LocalCollector(envs, acting, self.n, device))
 
     def optimizers(self):
         return self.opts
@@ -116,69 +120,41 @@ class ALDTrainer(Trainer):
 
     def start(self, global_step: int) -> None:
         N = self.config.num_envs
-        self.obs, _ = self.envs.reset(seed=self.config.seed + global_step)
-        self.states = {name: net.initial_state(N, self.device) for name, net in self.models.items()}
-        self.starts = torch.ones(N, dtype=torch.bool, device=self.device)
-        self.ep_return, self.ep_length = np.zeros(N), np.zeros(N, dtype=np.int64)
+        self.collector.start(self.config.seed + global_step)
+        self.states = {name: net.initial_state(N, self.device) for name, net in self.models.items()
+                       if name != self.acting}
 
-    # -- acting ---------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _rollout(self):
-        net = self.models[self.acting]
-        layout, N, T = net.layout, self.config.num_envs, self.config.rollout_steps
-        kw = {"device": self.device}
-        x = torch.zeros(T, N, layout.flat_dim, **kw)
-        starts = torch.zeros(T, N, dtype=torch.bool, **kw)
-        actions = torch.zeros(T, N, dtype=torch.long, **kw)
-        logits = torch.zeros(T, N, self.n, **kw)
-        rewards, dones = torch.zeros(T, N, **kw), torch.zeros(T, N, **kw)
-        returns_done, lengths_done = [], []
-        state = self.states[self.acting]
-        for t in range(T):
-            x[t] = layout.flatten(self.obs, device=self.device)
-            out, state = net(x[t], state, self.starts)
-            action, _ = self.head.sample(out[:, :self.n])
-            self.obs, reward, terminated, truncated, _ = self.envs.step(action.cpu().numpy())
-            done = np.logical_or(terminated, truncated)
-            starts[t], actions[t], logits[t] = self.starts, action, out[:, :self.n]
-            rewards[t] = torch.as_tensor(reward, dtype=torch.float32, **kw)
-            dones[t] = torch.as_tensor(done, dtype=torch.float32, **kw)
-            self.ep_return += reward
-            self.ep_length += 1
-            for i in np.flatnonzero(done):
-                returns_done.append(float(self.ep_return[i]))
-                lengths_done.append(int(self.ep_length[i]))
-            self.ep_return[done], self.ep_length[done] = 0.0, 0
-            self.starts = torch.as_tensor(done, **kw)
-        self.states[self.acting] = state
-        return x, starts, actions, logits, rewards, dones, returns_done, lengths_done
+    def close(self) -> None:
+        self.collector.close()
 
     # -- one iteration --------------------------------------------------------------------
     def iterate(self, global_step: int) -> Iteration:
         config = self.config
-        start_states = {name: _detach(state) for name, state in self.states.items()}
-        x, starts, actions, behaviour_logits, rewards, dones, returns_done, lengths_done = self._rollout()
+        r = self.collector.collect(config.rollout_steps)
+        start_states = {self.acting: r.start_state, **{name: _detach(s) for name, s in self.states.items()}}
+        actions, behaviour_logits = r.actions, r.logits
         behaviour_logp = torch.log_softmax(behaviour_logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
-            outs = {}
+            outs, after = {}, {}
             for name, net in self.models.items():  # the nets that did not act catch up with the rollout
-                outs[name], state = net.forward_sequence(x, start_states[name], starts)
+                outs[name], after[name] = net.forward_sequence(r.x, start_states[name], r.starts)
                 if name != self.acting:
-                    self.states[name] = state
+                    self.states[name] = after[name]
             value_net = self.models[self.value_net]
-            next_x = value_net.layout.flatten(self.obs, device=self.device)[None]
-            next_out, _ = value_net.forward_sequence(next_x, self.states[self.value_net], self.starts[None])
-            advantages, returns = gae(rewards, outs[self.value_net][..., self.n], dones, next_out[0, :, self.n],
-                                      config.gamma, config.gae_lambda)
-        metrics = self._rl_update(x, starts, actions, behaviour_logp, behaviour_logits, start_states,
+            next_out, _ = value_net.forward_sequence(r.next_x[None], after[self.value_net], r.next_starts[None])
+            advantages, returns = gae(r.rewards, outs[self.value_net][..., self.n], r.dones,
+                                      next_out[0, :, self.n], config.gamma, config.gae_lambda)
+        metrics = self._rl_update(r.x, r.starts, actions, behaviour_logp, behaviour_logits, start_states,
                                   advantages, returns)
         if config.method == "ald":
             policy_lag = categorical_kl(outs["learner"][..., :self.n], behaviour_logits).mean()
-            self.replay.append((x, starts, start_states["actor"], start_states["learner"]))
+            self.replay.append((r.x, r.starts, start_states["actor"], start_states["learner"]))
             metrics.update(self._distill())
             metrics["distill/policy_lag"] = policy_lag.item()
+        if config.backend == "ray":
+            metrics["charts/actor_restarts"] = float(self.collector.restarts)
         self.updates += 1
-        return Iteration(config.num_envs * config.rollout_steps, returns_done, lengths_done, metrics)
+        return Iteration(config.num_envs * config.rollout_steps, r.episode_returns, r.episode_lengths, metrics)
 
     def _rl_update(self, x, starts, actions, behaviour_logp, behaviour_logits, start_states,
                    advantages, returns) -> dict[str, float]:

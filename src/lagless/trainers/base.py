@@ -68,6 +68,9 @@ class Trainer:
         """One unit of work (a rollout and its update, a batch of steps with their updates)."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the trainer started beyond the run's environments (worker processes)."""
+
     def state_meta(self) -> dict[str, Any]:
         """JSON state beyond tensors (counters) for the checkpoint."""
         return {}

@@ -115,7 +115,7 @@ def train(algo: str, config, *, resume: bool = False) -> TrainResult:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     envs = config.make_envs(config.num_envs, seed=config.seed)
-    run = None
+    run = trainer = None
     try:  # environment and models first: a config they refuse leaves no run folder behind
         models = trainer_cls.build_models(config, envs.single_observation_space,
                                           envs.single_action_space, device)
@@ -133,6 +133,8 @@ def train(algo: str, config, *, resume: bool = False) -> TrainResult:
             return TrainResult(run.path, global_step, [], 0.0)
         return _loop(run, trainer, layout_id, global_step, recent)
     finally:
+        if trainer is not None:
+            trainer.close()
         envs.close()
         if run is not None:
             run.close()
