@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from minatar_delay import machine
 
 from lagless.ald.config import ALDConfig
-from lagless.realtime.architectures import TRANSFORMER_HEADS, TRANSFORMER_MEMORY, build_network
+from lagless.realtime.architectures import build_network
 
 
 def networks(obs_dim: int, n_actions: int = 3):
@@ -51,9 +51,9 @@ def networks(obs_dim: int, n_actions: int = 3):
     space = gym.spaces.Box(-1, 1, (obs_dim,))
     actor = build_network(c.arch, space, n_actions + 1, layers=c.layers, hidden=c.hidden)
     learner = build_network(c.learner_arch, space, n_actions + 1, layers=c.learner_layers,
-                            hidden=c.learner_hidden)
+                            hidden=c.learner_hidden, **c.learner_options())
     sizes = {"actor": f"{c.arch}, {c.hidden} units", "learner": f"{c.learner_arch}, {c.learner_layers} blocks x "
-             f"{c.learner_hidden} wide, {TRANSFORMER_HEADS} heads, memory {TRANSFORMER_MEMORY}"}
+             f"{c.learner_hidden} wide, {c.learner_heads} heads, memory {c.learner_memory}"}
     return {"lstm": actor.eval(), "transformer": learner.eval()}, sizes
 
 
@@ -78,7 +78,7 @@ def measure(batch: int, steps: int, repeats: int, obs_dim: int, device) -> dict:
     times = {name: [] for name in nets}
     states = {name: net.to(device).initial_state(batch, device) for name, net in nets.items()}
     for name, net in nets.items():  # warm-up, and fill the transformer's memory
-        _, states[name] = time_block(net, states[name], x, starts, TRANSFORMER_MEMORY + 10, device)
+        _, states[name] = time_block(net, states[name], x, starts, ALDConfig().learner_memory + 10, device)
     for r in range(repeats):
         order = list(nets) if r % 2 == 0 else list(reversed(nets))
         for name in order:

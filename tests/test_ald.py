@@ -94,3 +94,18 @@ def test_each_baseline_trains_and_acts_from_the_same_command_line(method, acts, 
 def test_unknown_method_is_one_line(tmp_path, capsys):
     assert main(["train", *TINY, "--method", "dagger", "--run-dir", str(tmp_path / "r")]) == 2
     assert "unknown --method 'dagger'" in capsys.readouterr().err
+
+
+def test_learner_heads_and_memory_shape_the_transformer():
+    import gymnasium as gym
+
+    from lagless.ald.config import ALDConfig
+    from lagless.ald.trainer import ALDTrainer
+
+    config = ALDConfig(learner_hidden=24, learner_heads=3, learner_memory=5)
+    models = ALDTrainer.build_models(config, gym.spaces.Box(0, 1, (4,)), gym.spaces.Discrete(3), torch.device("cpu"))
+    learner = models["learner"]
+    assert learner.heads == 3 and learner.initial_state(2)[0].shape == (2, 5, 24)
+    other = ALDTrainer.build_models(ALDConfig(learner_hidden=24, learner_heads=6), gym.spaces.Box(0, 1, (4,)),
+                                    gym.spaces.Discrete(3), torch.device("cpu"))
+    assert ALDTrainer.layout_id(config, models) != ALDTrainer.layout_id(config, other)  # heads read weights

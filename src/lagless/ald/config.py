@@ -38,6 +38,8 @@ class ALDConfig(RLRunConfig):
     learner_arch: str = option("transformer", "learner architecture", metavar="NAME", fixed=True)
     learner_layers: int = option(3, "learner layers (transformer blocks)", metavar="N", fixed=True)
     learner_hidden: int = option(128, "learner width", metavar="H", fixed=True)
+    learner_heads: int = option(4, "attention heads of a transformer learner", metavar="N", fixed=True)
+    learner_memory: int = option(32, "past steps each transformer layer attends to", metavar="M", fixed=True)
     total_steps: int = option(200_000, "environment steps to train, summed over environments", metavar="S")
     num_envs: int = option(16, "parallel environments (all stepped by the actor)", metavar="E")
     checkpoint_every: int = option(20_000, "agent steps between checkpoints", metavar="S")
@@ -65,6 +67,11 @@ class ALDConfig(RLRunConfig):
     num_actors: int = option(2, "Ray actors (with --backend ray)", metavar="K")
     ray_address: str = option("", "join this Ray cluster (e.g. 10.0.0.5:6379, after 'ray start --head' "
                                   "there); empty: start a local one", metavar="ADDR")
+
+    def learner_options(self) -> dict:
+        """Settings only the transformer takes."""
+        return ({"heads": self.learner_heads, "memory": self.learner_memory}
+                if self.learner_arch == "transformer" else {})
 
     def validate(self) -> ALDConfig:
         super().validate()

@@ -79,7 +79,8 @@ class ALDTrainer(Trainer):
         if "learner" in METHODS[config.method]:
             models["learner"] = build_network(config.learner_arch, observation_space, n,
                                               layers=config.learner_layers, hidden=config.learner_hidden,
-                                              head_std=0.01, fresh_actions=config.fresh_actions)
+                                              head_std=0.01, fresh_actions=config.fresh_actions,
+                                              **config.learner_options())
         return {name: net.to(device) for name, net in models.items()}
 
     @classmethod

@@ -140,12 +140,13 @@ def build_lstm(layout, layers, hidden, out_dim, head_std, fresh_actions):
 
 @register_architecture("transformer", "gated transformer (GTrXL-style) over a cached memory of "
                                       "past steps, no delay; --layers counts its blocks")
-def build_transformer(layout, layers, hidden, out_dim, head_std, fresh_actions):
-    if hidden % TRANSFORMER_HEADS:
-        raise LaglessError(f"architecture 'transformer' needs --hidden divisible by its "
-                           f"{TRANSFORMER_HEADS} heads, got {hidden}")
-    net = GTrXLNet(layout, layers, hidden, TRANSFORMER_HEADS, TRANSFORMER_MEMORY,
-                   HeadStage(hidden, out_dim, head_std))
+def build_transformer(layout, layers, hidden, out_dim, head_std, fresh_actions, *,
+                      heads: int = TRANSFORMER_HEADS, memory: int = TRANSFORMER_MEMORY):
+    if heads < 1 or memory < 1:
+        raise LaglessError(f"a transformer needs >= 1 heads and >= 1 steps of memory, got {heads} and {memory}")
+    if hidden % heads:
+        raise LaglessError(f"architecture 'transformer' needs a width divisible by its {heads} heads, got {hidden}")
+    net = GTrXLNet(layout, layers, hidden, heads, memory, HeadStage(hidden, out_dim, head_std))
     return init_transformer(net)
 
 
@@ -158,12 +159,13 @@ def output_dim(action_space: spaces.Space) -> int:
 
 
 def build_network(arch: str, observation_space: spaces.Space, out_dim: int, *, layers: int,
-                  hidden: int, head_std: float = 1.0, fresh_actions: bool = True) -> nn.Module:
+                  hidden: int, head_std: float = 1.0, fresh_actions: bool = True, **options) -> nn.Module:
     """A network of a registered architecture with ``out_dim`` outputs (e.g. 1 for a critic).
 
     ``fresh_actions``: a pipelined network's dense stages and head read the observation's
     ``last_actions`` part from the current step (the agent's own past actions, known at once;
-    see ``lagless.realtime.pipelined``).
+    see ``lagless.realtime.pipelined``). ``options`` go to builders that take more settings
+    (the transformer's ``heads`` and ``memory``).
     """
     check_architecture(arch)
     if layers < 1:
@@ -171,7 +173,7 @@ def build_network(arch: str, observation_space: spaces.Space, out_dim: int, *, l
     if hidden < 1:
         raise LaglessError(f"--hidden must be >= 1, got {hidden}")
     layout = ObsLayout.from_space(observation_space)
-    return ARCHITECTURES[arch](layout, layers, hidden, out_dim, head_std, fresh_actions)
+    return ARCHITECTURES[arch](layout, layers, hidden, out_dim, head_std, fresh_actions, **options)
 
 
 def make_actor(arch: str, observation_space: spaces.Space, action_space: spaces.Space, *,
@@ -192,7 +194,7 @@ def network_layout_id(arch: str, net: nn.Module) -> str:
     whose id differs from the network the code builds now must not be loaded into it.
     """
     parts = [LAYOUT_FORMAT, type(net).__name__]
-    for attr in ("sources", "residual", "delayed", "fresh_stages"):
+    for attr in ("sources", "residual", "delayed", "fresh_stages", "heads"):
         if hasattr(net, attr):
             parts.append(f"{attr}={getattr(net, attr)}")
     fresh = getattr(net, "fresh", None)
