@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from minatar_delay import load_records, machine, returns_by_fifth
+from minatar_delay import returns_by_fifth
+from records import load_records, machine
+from records import merge_record as merge_locked
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
@@ -63,18 +65,8 @@ def column(rec: dict) -> str:
 
 
 def merge_record(path: Path, rec: dict) -> None:
-    """Read, merge and write under a lock, so that parallel runs lose no record."""
-    import fcntl
-
-    from lagless.runs import atomic_write_json
-
-    key = tuple(rec[k] for k in KEY_FIELDS)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        records = [r for r in load_records(path) if tuple(r[k] for k in KEY_FIELDS) != key]
-        records.append(rec)
-        records.sort(key=lambda r: (r["env"], list(COLUMNS).index(column(r)), r["seed"], r["steps"]))
-        atomic_write_json(path, records)
+    merge_locked(path, rec, KEY_FIELDS,
+                 lambda r: (r["env"], list(COLUMNS).index(column(r)), r["seed"], r["steps"]))
 
 
 def run_one(env: str, col: str, seed: int, steps: int, runs_root: Path, out: Path, device: str,
