@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from records import load_records, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = 4
@@ -69,18 +70,6 @@ FULL_COMMAND = "python benchmarks/minatar_delay.py --env all --arch all --seeds 
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}"
 
 
 def resolve_envs(values: list[str]) -> list[str]:
@@ -125,13 +114,6 @@ def column(rec: dict) -> str:
     """The report column of a record: its arch, plus its observation delay and precision when set."""
     precision, delay = setting(rec, "precision"), setting(rec, "obs_delay")
     return rec["arch"] + (f" obs+{delay}" if delay else "") + ("" if precision == "fp32" else f" {precision}")
-
-
-def load_records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    return json.loads(text) if text.strip() else []
 
 
 def merge_record(path: Path, rec: dict) -> None:

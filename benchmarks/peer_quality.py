@@ -91,7 +91,6 @@ if ARGS is not None:  # before torch is imported, so the OpenMP pool gets the sa
     os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
 
 import datetime as _dt
-import json
 import math
 import shutil
 import time
@@ -103,6 +102,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput as tp  # the SB3 models and lagless configs, shared
+from records import load_records
+from records import merge_record as merge_locked
 
 from lagless.realtime.evaluate import run_episodes
 from lagless.trainers import load_policy, train
@@ -322,28 +323,11 @@ def record_key(rec: dict) -> tuple:
     return tuple(rec[k] for k in KEY_FIELDS)
 
 
-def load_records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    return json.loads(text) if text.strip() else []
-
-
 def merge_record(path: Path, rec: dict) -> None:
-    """Read, merge and write under a lock, so that two sittings in parallel lose no record."""
-    import fcntl
-
-    from lagless.runs import atomic_write_json
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        records = [r for r in load_records(path) if record_key(r) != record_key(rec)]
-        records.append(rec)
-        order = list(TASKS)
-        records.sort(key=lambda r: (order.index(r["task"]) if r["task"] in order else 99, r["steps"],
-                                    r["lib"], r["seed"]))
-        atomic_write_json(path, records)
+    order = list(TASKS)
+    merge_locked(path, rec, KEY_FIELDS, lambda r: (order.index(r["task"]) if r["task"] in order else 99,
+                                                  r["steps"], r["lib"], r["seed"]))
 
 
 def _stats(xs: list[float]) -> tuple[float, float, int]:
