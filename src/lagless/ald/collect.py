@@ -12,6 +12,7 @@ episodes, so no trajectory is half-used).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,11 +176,14 @@ class RayCollector:
             ray, config, models_fn, acting, net, device)
         self.share = config.num_envs // config.num_actors
         self.restarts = 0
+        self.name_prefix = f"lagless-ald-{os.getpid()}-{id(self):x}"
         self.workers = [self._worker(i, config.seed + 1000 * i) for i in range(config.num_actors)]
 
     def _worker(self, i: int, seed: int):
         remote = self.ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)  # replaced by us, with fresh seeds
-        return remote.remote(self.config, self.models_fn, self.acting, self.share, seed)
+        # named, so that tools (and the failure test of benchmarks/ald_ray.py) can find the actors of a run
+        name = f"{self.name_prefix}-{i}-{self.restarts}"
+        return remote.options(name=name).remote(self.config, self.models_fn, self.acting, self.share, seed)
 
     def start(self, seed: int) -> None:
         pass  # each worker reset its environments when it was made
