@@ -45,6 +45,8 @@ KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "obs_delay", "seed
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "mujoco_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "mujoco_delay"
 GOAL = 0.9
+FULL_COMMAND = ("OMP_NUM_THREADS=1 python benchmarks/mujoco_delay.py --env HalfCheetah Hopper --seeds 1 2 3 "
+                "--skip-done   # one process per core, e.g. one per task")
 
 
 def resolve_envs(values: list[str]) -> list[str]:
@@ -119,7 +121,8 @@ def write_report(out: Path, md: Path, command: str) -> None:
              (f"4-layer actors of width {HIDDEN}, tau {TAU}; `skip` and `instant obs+1` get the last {ACTIONS} "
              "actions; critics 256x256 see the current observation. `final_return`: mean of the final "
              "policy's deterministic evaluation episodes; mean ± sd over seeds (n)."), "",
-             f"Command: `{command}`", ""]
+             (f"Fill the table with `{FULL_COMMAND}` (runs resume and merge); this report was written by "
+             f"`{command}`."), ""]
     for steps in sorted({r["steps"] for r in recs}):
         lines += [f"## {steps:,} agent steps", "",
                   "| task | " + " | ".join(COLUMNS) + " | skip / bound | skip > chain |",
