@@ -1,7 +1,7 @@
 """ALD on memory tasks: does the LSTM, distilled from a transformer, learn as fast as the transformer?
 
 For each task: the transformer alone (``--method learner``), the LSTM alone (``actor``), the
-asymmetric actor-critic (``asymmetric``) and ALD at each ``--ratios`` value of
+asymmetric actor-critic (``asymmetric``) and ALD at each ``--ratios`` value (default 2 and 8) of
 ``--distill-steps-per-rl-step``, ``--seeds`` each, all with ``lagless train --algo ald``'s
 defaults otherwise (plus ``--learner-layers/--learner-hidden/--hidden`` here). A run records
 its learning curve (training return against environment steps and against wall-clock
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", nargs="+", default=["lagless/TMaze-L10-v0"])
     p.add_argument("--methods", nargs="+", default=[*BASELINES, "ald"])
-    p.add_argument("--ratios", nargs="+", type=int, default=[1, 4], help="ALD's distillation ratios")
+    p.add_argument("--ratios", nargs="+", type=int, default=[2, 8], help="ALD's distillation ratios")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--steps", type=int, default=200_000)
     p.add_argument("--hidden", type=int, default=128, help="LSTM units")
