@@ -82,3 +82,23 @@ class ObsLayout:
         if out.shape[-1] != self.flat_dim:
             raise LaglessError(f"observation has {out.shape[-1]} features, the network expects {self.flat_dim}")
         return out
+
+
+def final_observations(layout: ObsLayout, infos: dict, ended: np.ndarray) -> list[tuple[int, torch.Tensor]]:
+    """(env index, flat last observation) of the episodes that ended where ``ended`` is set.
+
+    A same-step-autoreset vector env returns the next episode's first observation; the last
+    one of the finished episode is in ``infos["final_obs"]``.
+    """
+    final = infos.get("final_obs")
+    if final is None:
+        return []
+    out = []
+    for i in np.nonzero(ended)[0]:
+        obs_i = final[i]
+        if isinstance(obs_i, dict):
+            x = layout.flatten({k: np.asarray(v)[None] for k, v in obs_i.items()})
+        else:
+            x = layout.flatten(np.asarray(obs_i)[None])
+        out.append((int(i), x[0]))
+    return out

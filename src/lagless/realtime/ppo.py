@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from lagless.realtime.agent import ActorCritic
 from lagless.realtime.architectures import network_layout_id
+from lagless.realtime.observations import final_observations
 from lagless.realtime.policy import Policy
 from lagless.realtime.ppo_config import PPOConfig
 from lagless.realtime.ppo_loss import clipped_policy_loss, gae, value_loss
@@ -36,22 +37,6 @@ def _clone_state(state):
 
 def _select(state, idx):
     return tuple(tuple(t[idx] for t in part) for part in state)
-
-
-def truncated_final_obs(layout, infos: dict, truncated: np.ndarray) -> list[tuple[int, torch.Tensor]]:
-    """(env index, flat last observation) of the episodes cut by a time limit at this step."""
-    final = infos.get("final_obs")
-    if final is None:
-        return []
-    out = []
-    for i in np.nonzero(truncated)[0]:
-        obs_i = final[i]
-        if isinstance(obs_i, dict):
-            x = layout.flatten({k: np.asarray(v)[None] for k, v in obs_i.items()})
-        else:
-            x = layout.flatten(np.asarray(obs_i)[None])
-        out.append((int(i), x[0]))
-    return out
 
 
 def bootstrap_truncations(agent: ActorCritic, rewards: torch.Tensor, cut, gamma: float) -> None:
@@ -149,7 +134,7 @@ class PPOTrainer(Trainer):
             self.ep_length += 1
             if truncated.any():
                 trunc_only = np.logical_and(truncated, np.logical_not(terminated))
-                cut += [(t, i, o) for i, o in truncated_final_obs(layout, infos, trunc_only)]
+                cut += [(t, i, o) for i, o in final_observations(layout, infos, trunc_only)]
             self.buf_x[t] = x
             self.buf_starts[t] = self.starts
             self.buf_actions[t] = action

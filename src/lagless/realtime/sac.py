@@ -24,8 +24,8 @@ from torch import nn
 from lagless.errors import LaglessError
 from lagless.realtime.action_heads import SquashedGaussianHead
 from lagless.realtime.architectures import build_network, network_layout_id
+from lagless.realtime.observations import final_observations
 from lagless.realtime.policy import Policy
-from lagless.realtime.ppo import truncated_final_obs
 from lagless.realtime.recurrent import UNBOUNDED_DELAY
 from lagless.realtime.sac_config import DEFAULT_SEQ_LEN, LSTM_BURN_IN, SACConfig
 from lagless.realtime.sequence_replay import SequenceReplay
@@ -164,7 +164,7 @@ class SACTrainer(Trainer):
             next_x = layout.flatten(self.obs, device=self.device)
             if done.any():
                 next_x = next_x.clone()
-                for i, final in truncated_final_obs(layout, infos, done):
+                for i, final in final_observations(layout, infos, done):
                     next_x[i] = final.to(self.device)
             self.replay.add(x, action, torch.as_tensor(reward, dtype=torch.float32, device=self.device),
                             torch.as_tensor(terminated, dtype=torch.float32, device=self.device),
