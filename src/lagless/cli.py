@@ -173,6 +173,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub.required = True
     _train_parser(sub, list(sys.argv[1:] if argv is None else argv))
     _eval_parser(sub)
+    from lagless.realtime import runner_cli  # lagless run: an agent on a wall clock
+    runner_cli.add_parser(sub)
     _demo_parser(sub)
     from lagless.explain import cli as explain_cli
     from lagless.explain import record_cli
