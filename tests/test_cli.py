@@ -60,7 +60,11 @@ def test_delayed_observations_train_and_evaluate(tmp_path, capsys):
                   "--total-steps", "128") == 0
     assert json.loads((run / "config.json").read_text())["obs_delay"] == 1
     assert main(["eval", str(run), "--episodes", "2"]) == 0  # eval sees the same delayed env
-    assert json.loads((run / "eval.json").read_text())["episodes"] == 2
+    summary = json.loads((run / "eval.json").read_text())
+    assert summary["episodes"] == 2
+    # the whole delay: the instant network's 0 plus the sensor's 1
+    assert (summary["min_delay"], summary["max_delay"], summary["obs_delay"]) == (1, 1, 1)
+    assert "delay 1..1 (network 0..0 + sensor 1)" in capsys.readouterr().out
     assert _train(tmp_path / "bad", "--obs-delay", "-1") == 2
     assert "--obs-delay must be >= 0" in capsys.readouterr().err
 
@@ -97,6 +101,28 @@ def test_eval_writes_summary(tmp_path, capsys):
     assert summary["episodes"] == len(summary["returns"]) == 3
     assert summary["min"] <= summary["mean"] <= summary["max"]
     assert summary["actor_min_delay"] == 1 and summary["actor_max_delay"] == 4
+
+
+def test_eval_fused_acts_exactly_like_the_sequential_actor(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, "--arch", "skip", "--layers", "4", "--last-actions", "2", "--total-steps", "128") == 0
+    assert main(["eval", str(run), "--episodes", "3", "--greedy", "--seed", "5"]) == 0
+    plain = json.loads((run / "eval.json").read_text())
+    assert main(["eval", str(run), "--episodes", "3", "--greedy", "--seed", "5", "--fused"]) == 0
+    fused = json.loads((run / "eval.json").read_text())
+    assert "fused executor" in capsys.readouterr().out and fused["fused"]
+    assert fused["returns"] == plain["returns"] and fused["max_delay"] == plain["max_delay"] == 4
+
+
+@pytest.mark.parametrize("arch", ["instant", "lstm"])
+def test_fused_on_an_architecture_that_cannot_be_fused_is_refused(arch, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, "--arch", arch, "--total-steps", "64", "--rollout-steps", "32") == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1", "--fused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot fuse" in err[0] and "without --fused" in err[0]
+    assert main(["record", str(run), "--episodes", "1", "--out", str(tmp_path / "d.npz"), "--fused"]) == 2
 
 
 def test_resume_extends_a_finished_run(tmp_path):

@@ -55,3 +55,24 @@ def test_rollout_and_replay_storage_live_on_the_device(device):
         storage = trainer.buf_x if algo == "ppo" else trainer.replay.obs
         assert storage.device.type == device
         envs.close()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("arch", ["chain", "skip"])
+def test_fused_actor_matches_the_sequential_one_on_the_device(device, arch):
+    import gymnasium as gym
+
+    from lagless.realtime import build_network, fuse
+
+    space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, (5, 5, 2)),
+                             "last_actions": gym.spaces.Box(0, 1, (4,))})
+    net = build_network(arch, space, 3, layers=6, hidden=32, head_std=1.0).to(device).eval()
+    fused = fuse(net)
+    assert fused.device.type == device
+    x = torch.rand(9, 4, 54, device=device)
+    starts = torch.rand(9, 4, device=device) < 0.2
+    starts[0] = True
+    with torch.inference_mode():
+        seq, _ = net.forward_sequence(x, net.initial_state(4, device), starts)
+        out, _ = fused.forward_sequence(x, fused.initial_state(4, device), starts)
+    torch.testing.assert_close(out, seq, rtol=1e-3, atol=1e-4)

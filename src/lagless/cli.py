@@ -132,6 +132,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
     p.add_argument("--seed", type=int, default=None, metavar="X", help="environment seed (default: run seed + 10000)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--fused", action="store_true", help="act with the fused executor: all layers of a step in "
+                   "one batched matmul (pipelined architectures only; same outputs, faster)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -139,9 +141,9 @@ def _cmd_eval(args) -> int:
     from lagless.realtime.evaluate import evaluate
 
     s = evaluate(args.run_dir, episodes=args.episodes, checkpoint=args.checkpoint,
-                 greedy=args.greedy, seed=args.seed, device=args.device)
-    print(f"{s['arch']} ({s['algo']}) on {s['env']} at step {s['step']} (delay {s['actor_min_delay']}.."
-          f"{s['actor_max_delay']}): {s['episodes']} episodes, return mean {s['mean']:.2f} std {s['std']:.2f} "
+                 greedy=args.greedy, seed=args.seed, device=args.device, fused=args.fused)
+    print(f"{s['arch']} ({s['algo']}) on {s['env']} at step {s['step']} ({s['delay']}): {s['episodes']} "
+          f"episodes, return mean {s['mean']:.2f} std {s['std']:.2f} "
           f"min {s['min']:.2f} max {s['max']:.2f}; written to {args.run_dir}/eval.json")
     return 0
 

@@ -122,7 +122,7 @@ def _to_dataset(finished: list[dict], meta: dict, discrete: bool) -> tuple[Episo
 def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
            checkpoint: str | Path | None = None, greedy: bool = False, seed: int | None = None,
            num_envs: int = 8, progress: bool = True, format: str | None = None,
-           dataset_id: str | None = None, device: str = "cpu") -> dict:
+           dataset_id: str | None = None, device: str = "cpu", fused: bool = False) -> dict:
     """Runs the agent of ``run_dir`` for ``episodes`` episodes and writes them; returns a summary.
 
     ``format`` "npz" writes ``out`` (a ``.npz`` path); "minari" writes Minari dataset
@@ -146,7 +146,7 @@ def record(run_dir: str | Path, episodes: int, out: str | Path | None = None, *,
     else:
         raise LaglessError(f"--format must be npz or minari, got {format!r}")
 
-    policy = load_policy(run_dir, checkpoint, device=device)
+    policy = load_policy(run_dir, checkpoint, device=device, fused=fused)
     config, path, step = policy.config, policy.checkpoint, policy.step
     seed = config.seed + 10_000 if seed is None else seed  # not the training seeds, as in eval
     t0 = time.perf_counter()

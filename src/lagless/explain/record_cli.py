@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset-id", metavar="ID", help="Minari dataset id, e.g. mydata/breakout/agent-v0")
     p.add_argument("--num-envs", type=int, default=8, metavar="K", help="environments played in parallel (default: 8)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--fused", action="store_true", help="act with the fused executor (pipelined architectures "
+                   "only; same outputs, faster)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_record)
 
@@ -31,7 +33,8 @@ def _cmd_record(args) -> int:
 
     s = record(args.run_dir, args.episodes, args.out, checkpoint=args.checkpoint, greedy=args.greedy,
                seed=args.seed, num_envs=args.num_envs, progress=not args.no_progress,
-               format=args.format, dataset_id=args.dataset_id, device=args.device)
+               format=args.format, dataset_id=args.dataset_id, device=args.device,
+               fused=args.fused)
     print(f"recorded {s['episodes']} episodes ({s['steps']} steps, mean return {s['mean_return']:.2f}) "
           f"of {s['arch']} on {s['env']} at step {s['checkpoint_step']}; written to {s['written_to']}")
     return 0

@@ -6,6 +6,7 @@ from lagless.realtime.architectures import (
     make_actor,
     register_architecture,
 )
+from lagless.realtime.fused import fuse
 from lagless.realtime.observations import ObsLayout
 from lagless.realtime.recurrent import UNBOUNDED_DELAY
 
@@ -14,6 +15,7 @@ __all__ = [
     "UNBOUNDED_DELAY",
     "ObsLayout",
     "build_network",
+    "fuse",
     "make_actor",
     "register_architecture",
 ]

@@ -50,13 +50,13 @@ def run_episodes(policy: Policy, episodes: int, *, seed: int, greedy: bool = Fal
 
 
 def evaluate(run_dir: str | Path, *, episodes: int = 10, checkpoint: str | Path | None = None,
-             greedy: bool = False, seed: int | None = None, device: str = "cpu") -> dict:
+             greedy: bool = False, seed: int | None = None, device: str = "cpu", fused: bool = False) -> dict:
     """Evaluate and write ``RUN/eval.json``; returns the same summary."""
     from lagless.trainers import load_policy
 
     if episodes < 1:
         raise LaglessError(f"--episodes must be >= 1, got {episodes}")
-    policy = load_policy(run_dir, checkpoint, device=device)
+    policy = load_policy(run_dir, checkpoint, device=device, fused=fused)
     config = policy.config
     seed = config.seed + 10_000 if seed is None else seed  # not the training seeds
     t0 = time.perf_counter()
@@ -68,6 +68,8 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, checkpoint: str | Path 
         "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
         "mean_length": float(np.mean(lengths)), "returns": returns,
         "actor_min_delay": policy.min_delay, "actor_max_delay": policy.max_delay,
+        "obs_delay": policy.obs_delay, "min_delay": policy.delay_range[0], "max_delay": policy.delay_range[1],
+        "delay": policy.describe_delay(), "fused": fused,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     atomic_write_json(Path(run_dir) / "eval.json", summary)

@@ -28,6 +28,12 @@ class PolicyStep:
     value: np.ndarray | None  # the critic's state value, if the trainer has one
 
 
+def _steps(n: int) -> str:
+    from lagless.realtime.recurrent import UNBOUNDED_DELAY
+
+    return "inf" if n >= UNBOUNDED_DELAY else str(n)
+
+
 class Policy:
     """Actor + action head (+ optional value critic), with explicit state and episode starts."""
 
@@ -44,6 +50,21 @@ class Policy:
         self.discrete = bool(head.discrete)
         self.bf16 = bf16
         self.kind, self.step, self.checkpoint = kind, step, checkpoint
+        # the environment's own lag (--obs-delay) comes before the network's: the whole delay is the sum
+        self.obs_delay = int(getattr(config, "obs_delay", 0) or 0)
+
+    @property
+    def delay_range(self) -> tuple[int, int]:
+        """(min, max) steps from an observation to the actions it affects: network + sensor (--obs-delay)."""
+        return self.min_delay + self.obs_delay, self.max_delay + self.obs_delay
+
+    def describe_delay(self) -> str:
+        """E.g. ``delay 2..5 (network 1..4 + sensor 1)``; the network's ``inf`` for recurrent ones."""
+        lo, hi = self.delay_range
+        text = f"delay {_steps(lo)}..{_steps(hi)}"
+        if self.obs_delay:
+            text += f" (network {_steps(self.min_delay)}..{_steps(self.max_delay)} + sensor {self.obs_delay})"
+        return text + (", fused executor" if type(self.actor).__name__ == "FusedPipelinedNet" else "")
 
     @property
     def device(self) -> torch.device:

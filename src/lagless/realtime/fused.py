@@ -1,0 +1,258 @@
+"""The fused executor: every stage of a pipelined step in one batched matrix multiply.
+
+Within one step of a pipelined network no stage reads another stage's new output (see
+``lagless.realtime.pipelined``), so the stages' matrix products are independent and can run
+as one ``baddbmm`` over stacked weights instead of one call per layer. On a CPU at batch 1
+each layer's call is mostly fixed overhead; one call for all of them is where the speed-up
+claimed by Anokhin et al. (ICLR 2025) comes from.
+
+How a stage is split: stage ``i`` computes ``act(b_i + sum_j W_ij r_j)`` over the registers
+``j`` it reads (plus the current last actions, if it reads them fresh). Every block ``W_ij``
+whose register and output fit in the common width ``P`` (the widest dense stage) is padded to
+``P x P`` and stacked: one ``baddbmm`` computes them all. The few blocks that do not fit (a
+wide register such as a convolution's output, or the fresh last actions) are one matmul per
+register. A first convolution stays its own call. Padding is exact: padded weights, biases
+and register columns are zero, so padded outputs stay zero through ReLU and residual adds.
+
+The fused actor keeps the sequential one's interface (``initial_state``, ``forward``,
+``forward_sequence``, delays); only its state is laid out differently (narrow registers
+stacked as one ``[R, B, P]`` tensor). It computes in float32 and is for acting: training keeps
+the sequential form, whose weights it copies (re-fuse after the weights change).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from lagless.errors import LaglessError
+from lagless.realtime.module_device import DeviceAware
+from lagless.realtime.pipelined import PipelinedNet
+from lagless.realtime.stages import ConvStage, HeadStage, LinearStage
+
+State = tuple[torch.Tensor, ...]
+
+
+def fuse(actor: nn.Module) -> FusedPipelinedNet:
+    """A fused copy of a pipelined actor (``chain``, ``skip``, ``obs_to_all``, ``res_skip``, ...).
+
+    Refused with a ``LaglessError`` for networks whose layers depend on each other within a
+    step (``instant``, ``lstm``, ``transformer``): there is nothing to run at once.
+    """
+    if isinstance(actor, FusedPipelinedNet):
+        return actor
+    if not isinstance(actor, PipelinedNet) or not actor.delayed:
+        kind = type(actor).__name__ if not isinstance(actor, PipelinedNet) else "an instant PipelinedNet"
+        raise LaglessError(f"cannot fuse {kind}: only pipelined networks (chain, skip, ...) compute their "
+                           "layers independently within a step; act without --fused")
+    return FusedPipelinedNet(actor)
+
+
+class FusedPipelinedNet(DeviceAware):
+    """A pipelined network whose dense stages fire in one ``baddbmm`` per step.
+
+    Rows of the pre-activation ``[S, B, P]``: row 0 is the head, rows 1.. the dense hidden
+    stages in order. The state is ``(hidden registers [S-1, B, P], observation register
+    [B, D], first convolution's register [B, C] if any)``.
+    """
+
+    def __init__(self, net: PipelinedNet):
+        super().__init__()
+        stages = list(net.stages)
+        for i, stage in enumerate(stages, 1):
+            ok = isinstance(stage, (LinearStage, HeadStage)) or (i == 1 and isinstance(stage, ConvStage))
+            if not ok:
+                raise LaglessError(f"cannot fuse stage {i} ({type(stage).__name__}): the fused executor knows "
+                                   "dense stages, a head and a first convolution")
+        self.layout = net.layout
+        self.delays, self.min_delay, self.max_delay = net.delays, net.min_delay, net.max_delay
+        self.action_delays = net.action_delays
+        self.out_dim = net.out_dim
+        self.fresh = net.fresh
+        self.conv = stages[0] if isinstance(stages[0], ConvStage) else None
+        n_stages = len(stages)
+        dense = list(range(2 if self.conv is not None else 1, n_stages))  # hidden dense stage numbers
+        row = {n_stages: 0, **{i: k + 1 for k, i in enumerate(dense)}}  # stage number -> row
+        slot = {i: k for k, i in enumerate(dense)}  # hidden register -> slot in the stacked state
+        dims = net.register_dims
+        self.register_dims = dims
+        self.width = width = max([stages[i - 1].out_dim for i in dense] + [net.out_dim])
+        self.n_rows = n_rows = len(dense) + 1
+        # sources other than the stacked registers: the observation (register 0), a convolution's
+        # register, the fresh last actions; narrow ones share one matmul over every row
+        self.merged = [k for k in (0, "fresh") if k == "fresh" and self.fresh is not None
+                       or k == 0 and dims[0] <= width]
+        self.wide = [j for j in range(min(2, len(dims))) if j not in slot and j not in self.merged]
+        side_dims = {0: dims[0], "fresh": 0 if self.fresh is None else self.fresh.stop - self.fresh.start}
+        if self.conv is not None:
+            side_dims[1] = dims[1]
+
+        blocks: list[tuple[int, int, torch.Tensor]] = []  # (row, slot, [P, P]) for the batched product
+        head_blocks: dict[int, torch.Tensor] = {}  # slot -> [P, out]
+        side: dict[object, dict[int, torch.Tensor]] = {k: {} for k in side_dims}  # source -> row -> [d, out]
+        bias = torch.zeros(n_rows, width)
+        for i in [*dense, n_stages]:
+            linear = stages[i - 1].linear
+            w, b = linear.weight.detach().float(), linear.bias.detach().float()
+            bias[row[i], : b.numel()] = b
+            parts = [(j, dims[j]) for j in net.sources[i - 1]]
+            if net.fresh_stages[i - 1]:
+                parts.append(("fresh", side_dims["fresh"]))
+            col = 0
+            for j, d in parts:
+                cols = w[:, col: col + d].t()
+                col += d
+                if j in slot and i == n_stages:
+                    head_blocks[slot[j]] = cols
+                elif j in slot:
+                    padded = torch.zeros(width, width)
+                    padded[:d, : cols.shape[1]] = cols
+                    blocks.append((row[i], slot[j], padded))
+                else:
+                    side[j][row[i]] = cols
+            if col != w.shape[1]:
+                raise LaglessError(f"cannot fuse stage {i}: its input width {w.shape[1]} is not the sum of "
+                                   f"the registers it reads ({col})")
+
+        # the batched product: fast when rows r0.. each read one stacked register, slots s0.. in order
+        rows = [r for r, _, _ in blocks]
+        slots = [s for _, s, _ in blocks]
+        self.r0 = rows[0] if rows else n_rows
+        self.s0 = slots[0] if slots else 0
+        self.fast = (rows == list(range(self.r0, n_rows)) and slots == list(range(self.s0, self.s0 + len(slots))))
+        self.register_buffer("weights", torch.stack([w for _, _, w in blocks]) if blocks
+                             else torch.zeros(0, width, width))
+        self.register_buffer("block_rows", torch.tensor([r - 1 for r in rows], dtype=torch.long))
+        self.register_buffer("block_slots", torch.tensor(slots, dtype=torch.long))
+        # merged side sources: one addmm (bias of every row included) -> [B, rows * P]
+        merged_w = torch.zeros(sum(side_dims[k] for k in self.merged), n_rows * width)
+        offset = 0
+        for k in self.merged:
+            for r, cols in side[k].items():
+                merged_w[offset: offset + side_dims[k], r * width: r * width + cols.shape[1]] = cols
+            offset += side_dims[k]
+        self.register_buffer("merged_weight", merged_w)
+        self.register_buffer("row_bias", bias.reshape(-1))
+        # wide side sources: one matmul each over the rows that read them
+        for j in self.wide:
+            reading = sorted(side[j])
+            w = torch.zeros(side_dims[j], len(reading) * width)
+            for k, r in enumerate(reading):
+                cols = side[j][r]
+                w[:, k * width: k * width + cols.shape[1]] = cols
+            self.register_buffer(f"wide_weight{j}", w)
+            self.register_buffer(f"wide_rows{j}", torch.tensor(reading, dtype=torch.long))
+        # the head's stacked registers: one matmul over them, flattened
+        self.head_slots = sorted(head_blocks)
+        self.head_all = self.head_slots == list(range(len(dense)))
+        self.register_buffer("head_weight", torch.cat([_pad_rows(head_blocks[s], width) for s in self.head_slots])
+                             if head_blocks else torch.zeros(0, self.out_dim))
+        self.register_buffer("head_slot_index", torch.tensor(self.head_slots, dtype=torch.long))
+        # residual: stage i adds register i-1 after its ReLU (both stacked, same width)
+        res = [(row[i] - 1, slot[i - 1]) for i in dense if net.residual[i - 1]]
+        self.register_buffer("res_rows", torch.tensor([r for r, _ in res], dtype=torch.long))
+        self.register_buffer("res_slots", torch.tensor([s for _, s in res], dtype=torch.long))
+        self.has_res = bool(res)
+        self._fast_args: tuple | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.row_bias.device  # the fused weights are buffers, not parameters
+
+    def _apply(self, fn, recurse=True):
+        self._fast_args = None
+        return super()._apply(fn, recurse)
+
+    # -- state -------------------------------------------------------------------------
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        """Zero registers: the hidden ones stacked ``[S-1, B, P]``, the observation, a convolution's."""
+        z = functools.partial(torch.zeros, device=device)
+        convs = (z(batch_size, self.register_dims[1]),) if self.conv is not None else ()
+        return (z(self.n_rows - 1, batch_size, self.width), z(batch_size, self.register_dims[0]), *convs)
+
+    @staticmethod
+    def reset_state(state: State, episode_start: torch.Tensor) -> State:
+        keep = (~episode_start.bool()).float().unsqueeze(-1)  # [B, 1]: broadcasts over [R, B, P] and [B, d]
+        return tuple(s * keep for s in state)
+
+    # -- compute -----------------------------------------------------------------------
+    def forward(self, obs, state: State, episode_start: torch.Tensor | None = None):
+        """One step, equal to the sequential network's ``forward`` (float tolerance)."""
+        if self._fast_args is None:
+            self._fast_args = self._prepare()
+        device = self._fast_args[0]
+        if (isinstance(obs, torch.Tensor) and obs.dtype == torch.float32 and obs.device == device
+                and obs.dim() == 2 and obs.shape[1] == self.register_dims[0]):
+            x = obs  # already flat (as Policy.act passes it): skip the flattening's checks
+        else:
+            x = self.layout.flatten(obs, batch_dims=1, device=device)
+        if episode_start is not None and bool(episode_start.any()):
+            state = self.reset_state(state, episode_start.to(device))
+        if torch.is_autocast_enabled(device.type):
+            with torch.autocast(device.type, enabled=False):
+                return self._step(x, state)
+        return self._step(x, state)
+
+    def _prepare(self) -> tuple:
+        """Plain references to the buffers and slices one step needs (nn.Module lookups cost a microsecond each)."""
+        buf = self._buffers
+        n = buf["weights"].shape[0]
+        return (buf["row_bias"].device, buf["row_bias"], buf["merged_weight"], buf["weights"], n,
+                slice(self.r0, None), slice(self.s0, self.s0 + n), buf["head_weight"],
+                len(self.head_slots) == 1 and self.head_slots[0] == self.n_rows - 2)
+
+    def _step(self, x: torch.Tensor, state: State):
+        _, row_bias, merged_weight, weights, n_blocks, rows, slots, head_weight, head_last = self._fast_args
+        buf = self._buffers
+        hidden, obs_reg = state[0], state[1]
+        batch, width, n_rows = x.shape[0], self.width, self.n_rows
+        fresh = x[:, self.fresh] if self.fresh is not None else None
+        if self.merged:
+            side_in = (obs_reg if self.merged[0] == 0 else fresh) if len(self.merged) == 1 else \
+                torch.cat([obs_reg, fresh], dim=1)
+            pre = torch.addmm(row_bias, side_in, merged_weight).view(batch, n_rows, width).transpose(0, 1)
+        else:
+            pre = row_bias.view(n_rows, 1, width).expand(-1, batch, -1).clone()
+        for j in self.wide:
+            reading = buf[f"wide_rows{j}"]
+            part = ((obs_reg if j == 0 else state[2]) @ buf[f"wide_weight{j}"]).view(batch, len(reading), width)
+            pre.index_add_(0, reading, part.transpose(0, 1))
+        if self.fast and n_blocks:
+            new_hidden = torch.baddbmm(pre[rows], hidden[slots], weights)
+            if self.r0 > 1:
+                new_hidden = torch.cat([pre[1: self.r0], new_hidden])
+        else:
+            new_hidden = pre[1:].clone()
+            if n_blocks:
+                products = torch.bmm(hidden.index_select(0, buf["block_slots"]), weights)
+                new_hidden.index_add_(0, buf["block_rows"], products)
+        torch.relu_(new_hidden)
+        if self.has_res:
+            new_hidden.index_add_(0, buf["res_rows"], hidden.index_select(0, buf["res_slots"]))
+        head = pre[0, :, : self.out_dim]
+        if self.head_slots:
+            if head_last:
+                head_in = hidden[-1]
+            else:
+                regs = hidden if self.head_all else hidden.index_select(0, buf["head_slot_index"])
+                head_in = regs[0] if len(self.head_slots) == 1 else regs.transpose(0, 1).reshape(batch, -1)
+            head = torch.addmm(head, head_in, head_weight)
+        if self.conv is not None:
+            return head, (new_hidden, x, self.conv(obs_reg))
+        return head, (new_hidden, x)
+
+    def forward_sequence(self, obs, state: State, episode_start: torch.Tensor | None = None):
+        """``[T, B, ...]`` one step at a time (the fused form is for acting, not for training)."""
+        x = self.layout.flatten(obs, batch_dims=2, device=self.device)
+        outs = []
+        for t in range(x.shape[0]):
+            out, state = self.forward(x[t], state, None if episode_start is None else episode_start[t])
+            outs.append(out)
+        return torch.stack(outs), state
+
+
+def _pad_rows(w: torch.Tensor, rows: int) -> torch.Tensor:
+    """``w`` ([d, out]) with zero rows appended up to ``rows``: a stacked register's padded width."""
+    return torch.cat([w, w.new_zeros(rows - w.shape[0], w.shape[1])]) if w.shape[0] < rows else w

@@ -1,0 +1,119 @@
+"""The fused executor computes what the sequential pipelined network computes, step by step."""
+
+import gymnasium as gym
+import pytest
+import torch
+
+from lagless.errors import LaglessError
+from lagless.realtime import build_network, fuse, make_actor
+from lagless.realtime.fused import FusedPipelinedNet
+
+PIPELINED = ["chain", "skip", "obs_to_all", "res_skip"]
+SPACES = {
+    "vector": gym.spaces.Box(-1, 1, (6,)),
+    "vector+actions": gym.spaces.Dict(
+        {"observation": gym.spaces.Box(-1, 1, (9,)), "last_actions": gym.spaces.Box(0, 1, (4,))}),
+    "image+actions": gym.spaces.Dict(
+        {"observation": gym.spaces.Box(0, 1, (5, 5, 2)), "last_actions": gym.spaces.Box(0, 1, (6,))}),
+    "wide vector": gym.spaces.Box(-1, 1, (40,)),  # wider than the hidden layers: a side matmul
+}
+T = 12
+
+
+def _obs(space, b, gen):
+    if isinstance(space, gym.spaces.Dict):
+        return {k: torch.rand(b, *s.shape, generator=gen) * 2 - 1 for k, s in space.spaces.items()}
+    return torch.rand(b, *space.shape, generator=gen) * 2 - 1
+
+
+def _compare(net, fused, space, batch, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    s_seq, s_fused = net.initial_state(batch), fused.initial_state(batch)
+    for t in range(T):
+        obs = _obs(space, batch, gen)
+        starts = torch.rand(batch, generator=gen) < 0.2  # some rows start a new episode
+        if t == 0:
+            starts[:] = True
+        y_seq, s_seq = net(obs, s_seq, starts)
+        y_fused, s_fused = fused(obs, s_fused, starts)
+        torch.testing.assert_close(y_fused, y_seq, rtol=1e-4, atol=1e-5, msg=f"step {t}")
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+@pytest.mark.parametrize("arch", PIPELINED)
+def test_fused_equals_sequential_every_step(arch, space_name):
+    space = SPACES[space_name]
+    torch.manual_seed(0)
+    for layers in range(1, 9):
+        for batch in (1, 7):
+            # head std 1 (not a policy's 0.01) so that every weight visibly reaches the output
+            net = build_network(arch, space, 3, layers=layers, hidden=16, head_std=1.0).eval()
+            with torch.no_grad():
+                for p in net.parameters():  # nonzero biases too, so padding mistakes would show
+                    p.add_(torch.randn_like(p) * 0.1)
+            fused = fuse(net)
+            with torch.inference_mode():
+                _compare(net, fused, space, batch, seed=layers * 10 + batch)
+
+
+@pytest.mark.parametrize("arch", PIPELINED)
+def test_fused_keeps_the_delays(arch):
+    net = make_actor(arch, SPACES["vector+actions"], gym.spaces.Discrete(3), layers=5, hidden=8)
+    fused = fuse(net)
+    assert (fused.min_delay, fused.max_delay, fused.delays) == (net.min_delay, net.max_delay, net.delays)
+    assert fused.action_delays == net.action_delays
+
+
+def test_fused_sequence_equals_sequential_sequence():
+    space = SPACES["image+actions"]
+    net = build_network("skip", space, 4, layers=4, hidden=16, head_std=1.0).eval()
+    gen = torch.Generator().manual_seed(3)
+    obs = {k: torch.rand(6, 2, *s.shape, generator=gen) for k, s in space.spaces.items()}
+    starts = torch.zeros(6, 2, dtype=torch.bool)
+    starts[0] = True
+    starts[3, 1] = True
+    with torch.inference_mode():
+        y_seq, _ = net.forward_sequence(obs, net.initial_state(2), starts)
+        fused = fuse(net)
+        y_fused, _ = fused.forward_sequence(obs, fused.initial_state(2), starts)
+    torch.testing.assert_close(y_fused, y_seq, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_under_bf16_autocast_computes_in_float32():
+    space = SPACES["vector"]
+    net = build_network("chain", space, 2, layers=3, hidden=16, head_std=1.0).eval()
+    fused = fuse(net)
+    x = torch.rand(2, 6)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y, _ = fused(x, fused.initial_state(2), torch.ones(2, dtype=torch.bool))
+    assert y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("arch", ["instant", "lstm", "transformer"])
+def test_networks_without_parallel_layers_are_refused(arch):
+    net = make_actor(arch, SPACES["vector"], gym.spaces.Discrete(2), layers=3, hidden=8)
+    with pytest.raises(LaglessError, match="cannot fuse"):
+        fuse(net)
+
+
+def test_fusing_twice_returns_the_same_fused_actor():
+    fused = fuse(make_actor("skip", SPACES["vector"], gym.spaces.Discrete(2), layers=3, hidden=8))
+    assert isinstance(fused, FusedPipelinedNet) and fuse(fused) is fused
+
+
+@pytest.mark.parametrize("space_name", ["vector+actions", "image+actions"])
+def test_fused_handles_any_wiring_of_a_pipelined_net(space_name):
+    """A registered architecture whose hidden stages read several registers (the general path)."""
+    from lagless.realtime.architectures import _build
+    from lagless.realtime.observations import ObsLayout
+
+    space = SPACES[space_name]
+    sources = [[0], [1, 0], [2, 1], [1, 3], [0, 2, 4]]
+    residual = [False, False, False, True, False]
+    net = _build(ObsLayout.from_space(space), 5, 16, 3, 1.0, True, sources=sources, residual=residual,
+                 delayed=True).eval()
+    fused = fuse(net)
+    assert fused.fast == (space_name == "image+actions")  # there the wide inputs leave one block per row
+    with torch.inference_mode():
+        for batch in (1, 7):
+            _compare(net, fused, space, batch, seed=batch)
