@@ -149,14 +149,17 @@ def _cmd_eval(args) -> int:
 
 
 def _demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="skip + last actions vs chain on MinAtar Breakout, side by side",
-                       description="Train a 'skip' agent with last-action augmentation and a 'chain' agent "
-                                   "of the same depth on MinAtar Breakout at tau 1, one per CPU core, then "
-                                   "print a table and write a comparison plot.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=400_000, metavar="S", help="agent steps per agent")
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="where the two runs and the plot go")
-    p.add_argument("--seed", type=int, default=1, metavar="X", help="random seed")
+    from lagless.realtime.demo import DEMO_ENV, DEMO_LAYERS, DEMO_STEPS
+
+    p = sub.add_parser("demo", help=f"skip + last actions vs chain, {DEMO_LAYERS} layers on {DEMO_ENV}, side by side",
+                       description=f"Train a {DEMO_LAYERS}-layer 'skip' agent with last-action augmentation and "
+                                   f"a 'chain' agent of the same depth on {DEMO_ENV} at tau 1, one per CPU core; "
+                                   "print a table and write a comparison plot; time the trained skip actor "
+                                   "with the fused executor and run it against a wall clock.")
+    p.add_argument("--steps", type=int, default=DEMO_STEPS, metavar="S", help=f"agent steps per agent (default: {DEMO_STEPS})")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="where the two runs and the plot go "
+                   "(default: runs/demo)")
+    p.add_argument("--seed", type=int, default=1, metavar="X", help="random seed (default: 1)")
     p.set_defaults(func=_cmd_demo)
 
 

@@ -1,0 +1,180 @@
+"""Per-step acting latency: the sequential pipelined actor against the fused executor.
+
+The whole actor is timed (observation in, head out; input layer and head included, state
+carried, episode starts passed as acting code does), under inference mode, for each depth,
+batch size and thread count. ``bmm_floor_ms`` is the bare batched matmul the fused step
+contains (its stacked hidden blocks on the same inputs, nothing else): the floor of this
+design. Blocks of sequential, fused and floor timings are interleaved and the median of
+``--repeats`` blocks is kept, so load on a shared machine slows all three alike; the load
+average is recorded with each row. On CUDA every block is synchronised.
+
+Goals (issue 15) at 8 layers, batch 1: at least 2.0x with 1 thread and 3.0x with 2 threads on
+an otherwise idle machine, and the fused step within 1.25x of its bmm floor.
+
+    python benchmarks/inference_speedup.py [--layers 2 4 8 16 32 64] [--batch 1 32] [--threads 1 2]
+    python benchmarks/inference_speedup.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from records import load_records, machine, merge_record
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "inference_speedup.json"
+KEY_FIELDS = ("device", "threads", "batch", "arch", "layers", "hidden")
+
+
+def _timer(device: torch.device):
+    def block(fn, steps: int) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - t0) / steps * 1e3  # ms per step
+
+    return block
+
+
+def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.device, steps: int,
+            repeats: int, obs_dim: int, act_dim: int) -> dict:
+    import gymnasium as gym
+
+    from lagless.realtime import fuse, make_actor
+
+    obs_space = gym.spaces.Box(-1, 1, (obs_dim,))
+    net = make_actor(arch, obs_space, gym.spaces.Box(-1, 1, (act_dim,)), layers=layers, hidden=hidden)
+    net = net.to(device).eval()
+    fused = fuse(net)
+    x = torch.rand(batch, obs_dim, device=device)
+    starts = torch.zeros(batch, dtype=torch.bool, device=device)
+    states = {"seq": net.initial_state(batch, device), "fused": fused.initial_state(batch, device)}
+    k = fused.weights.shape[0]
+    floor_in = torch.rand(k, batch, fused.width, device=device)
+    floor_bias = torch.rand(k, batch, fused.width, device=device)
+
+    def seq():
+        states["seq"] = net(x, states["seq"], starts)[1]
+
+    def fus():
+        states["fused"] = fused(x, states["fused"], starts)[1]
+
+    def floor():
+        torch.baddbmm(floor_bias, floor_in, fused.weights)
+
+    block = _timer(device)
+    times: dict[str, list[float]] = {"seq": [], "fused": [], "floor": []}
+    with torch.inference_mode():
+        for fn in (seq, fus, floor):  # warm-up
+            block(fn, max(10, steps // 10))
+        for _ in range(repeats):
+            times["seq"].append(block(seq, steps))
+            times["fused"].append(block(fus, steps))
+            if k:
+                times["floor"].append(block(floor, steps))
+    med = {name: statistics.median(v) if v else float("nan") for name, v in times.items()}
+    return {"sequential_ms": round(med["seq"], 5), "fused_ms": round(med["fused"], 5),
+            "bmm_floor_ms": round(med["floor"], 5), "speedup": round(med["seq"] / med["fused"], 3),
+            "fused_over_floor": round(med["fused"] / med["floor"], 3) if k else None, "stacked_blocks": k}
+
+
+def write_report(out: Path, command: str) -> None:
+    recs = load_records(out)
+    lines = ["# Fused executor: per-step latency", "", f"Command: `{command}`", "",
+             "Whole actor (17 inputs, 6 outputs, hidden as listed), one step, inference mode, median of "
+             "interleaved blocks. speed-up = sequential / fused; floor = the fused step's bare baddbmm.", "",
+             "| device | threads | batch | arch | layers | sequential ms | fused ms | speed-up | floor ms | "
+             "fused / floor | load | date |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in recs:
+        ratio = "" if r["fused_over_floor"] is None else f"{r['fused_over_floor']:.2f}"
+        lines.append(f"| {r['device']} | {r['threads']} | {r['batch']} | {r['arch']} | {r['layers']} | "
+                     f"{r['sequential_ms']:.4f} | {r['fused_ms']:.4f} | {r['speedup']:.2f}x | "
+                     f"{r['bmm_floor_ms']:.4f} | {ratio} | {r['load']} | {r['date'][:10]} |")
+    machines = sorted({r["machine"] for r in recs})
+    lines += ["", "Machines: " + "; ".join(machines), "",
+              "Goals at 8 layers, batch 1: 2.0x (1 thread), 3.0x (2 threads) on an idle machine; fused "
+              "within 1.25x of its floor.", ""]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    plot(recs, out.with_suffix(".png"))
+
+
+def plot(recs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    groups = sorted({(r["device"], r["threads"], r["batch"], r["arch"]) for r in recs})
+    for device, threads, batch, arch in groups:
+        g = sorted((r for r in recs if (r["device"], r["threads"], r["batch"], r["arch"]) ==
+                    (device, threads, batch, arch)), key=lambda r: r["layers"])
+        ax.plot([r["layers"] for r in g], [r["speedup"] for r in g], marker="o",
+                label=f"{arch}, {device}, {threads} thr, batch {batch}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set(xscale="log", xlabel="layers", ylabel="speed-up (sequential / fused)",
+           title="Fused executor: per-step speed-up")
+    ax.set_xticks(sorted({r["layers"] for r in recs}), [str(n) for n in sorted({r["layers"] for r in recs})])
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", nargs="+", type=int, default=[2, 4, 8, 16, 32, 64])
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 32])
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--arch", nargs="+", default=["chain", "skip"])
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (on cuda --threads is ignored)")
+    p.add_argument("--steps", type=int, default=400, help="steps per timed block")
+    p.add_argument("--repeats", type=int, default=7, help="interleaved blocks of each executor")
+    p.add_argument("--obs-dim", type=int, default=17, help="observation width (HalfCheetah's: 17)")
+    p.add_argument("--act-dim", type=int, default=6)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args(argv)
+    command = "python benchmarks/inference_speedup.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    if not args.report_only:
+        for threads in ([0] if device.type == "cuda" else args.threads):
+            if threads:
+                torch.set_num_threads(threads)
+            for batch in args.batch:
+                for arch in args.arch:
+                    for layers in args.layers:
+                        res = measure(arch, layers, args.hidden, batch, device, args.steps, args.repeats,
+                                      args.obs_dim, args.act_dim)
+                        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+                        rec = {"device": name, "threads": threads or torch.get_num_threads(), "batch": batch,
+                               "arch": arch, "layers": layers, "hidden": args.hidden, **res,
+                               "load": round(os.getloadavg()[0], 2), "machine": machine(),
+                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                               "command": command}
+                        merge_record(args.out, rec, KEY_FIELDS, lambda r: tuple(r[k] for k in KEY_FIELDS))
+                        print(f"[inference_speedup] {rec['device']} {rec['threads']} thr batch {batch} {arch} "
+                              f"L{layers}: seq {res['sequential_ms']:.4f} ms, fused {res['fused_ms']:.4f} ms "
+                              f"({res['speedup']:.2f}x), floor {res['bmm_floor_ms']:.4f} ms", flush=True)
+    write_report(args.out, command)
+    print(f"[inference_speedup] report {args.out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
