@@ -2,11 +2,20 @@
 
 One ``iterate``: (1) the actor (LSTM) steps every environment for ``rollout_steps``, recording
 its logits and behaviour log-probabilities; (2) the learner (transformer) runs over the
-rollout from its carried memory and takes PPO epochs whose importance ratios are taken
-against the actor's log-probabilities, plus a weaker KL toward the actor's policy; (3) the
+rollout from its carried memory and takes PPO epochs, plus a weaker KL toward the actor's
+policy; (3) the
 actor takes ``distill_steps_per_rl_step`` distillation updates (KL to the learner's policy
 plus value MSE) on rollouts drawn from a replay of recent ones, re-run from the states both
 networks had at their start. Both networks output their logits and a value (the last unit).
+
+The learner's PPO separates the two policies that plain PPO conflates (the "decoupled"
+objective of Hilton et al., 2022, with IMPALA's truncated importance weight): the clipped
+ratio is taken against the learner's own policy before the update (the proximal policy),
+and each step's advantage is weighted by ``min(1, pi_learner_old / mu_actor)``, the importance
+ratio against the actor's behaviour log-probabilities. Clipping against the actor instead
+would stop every gradient once the learner is 20% ahead of the actor, tying the learner to
+the slow student (seen on the 10-step T-maze: the learner never left chance). When the net
+that learns is the net that acted (the baselines) both policies coincide: plain PPO.
 """
 
 from __future__ import annotations
@@ -145,8 +154,15 @@ class ALDTrainer(Trainer):
             next_out, _ = value_net.forward_sequence(r.next_x[None], after[self.value_net], r.next_starts[None])
             advantages, returns = gae(r.rewards, outs[self.value_net][..., self.n], r.dones,
                                       next_out[0, :, self.n], config.gamma, config.gae_lambda)
-        metrics = self._rl_update(r.x, r.starts, actions, behaviour_logp, behaviour_logits, start_states,
-                                  advantages, returns)
+            proximal_logp, weights = behaviour_logp, torch.ones_like(behaviour_logp)
+            if self.policy_net != self.acting:  # the learner before this update; pi_old / mu truncated at 1
+                proximal_logp = torch.log_softmax(outs[self.policy_net][..., :self.n], -1).gather(
+                    -1, actions.unsqueeze(-1)).squeeze(-1)
+                weights = (proximal_logp - behaviour_logp).exp().clamp(max=1.0)
+        metrics = self._rl_update(r.x, r.starts, actions, proximal_logp, weights, behaviour_logits,
+                                  start_states, advantages, returns)
+        if self.policy_net != self.acting:
+            metrics["losses/importance_weight"] = weights.mean().item()
         if config.method == "ald":
             policy_lag = categorical_kl(outs["learner"][..., :self.n], behaviour_logits).mean()
             self.replay.append((r.x, r.starts, start_states["actor"], start_states["learner"]))
@@ -157,9 +173,9 @@ class ALDTrainer(Trainer):
         self.updates += 1
         return Iteration(config.num_envs * config.rollout_steps, r.episode_returns, r.episode_lengths, metrics)
 
-    def _rl_update(self, x, starts, actions, behaviour_logp, behaviour_logits, start_states,
+    def _rl_update(self, x, starts, actions, proximal_logp, weights, behaviour_logits, start_states,
                    advantages, returns) -> dict[str, float]:
-        """PPO on the policy net (ratios against the acting net's log-probs) and the value net."""
+        """PPO on the policy net (clipped against ``proximal_logp``, advantages times ``weights``) and the value net."""
         config, N = self.config, self.config.num_envs
         per_mb = N // config.num_minibatches
         trained = sorted({self.policy_net, self.value_net})
@@ -173,8 +189,8 @@ class ALDTrainer(Trainer):
                 logits = outs[self.policy_net][..., :self.n]
                 logp, entropy = self.head.log_prob_entropy(logits, actions[:, idx])
                 adv = advantages[:, idx]
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg, kl, _ = clipped_policy_loss(logp, behaviour_logp[:, idx], adv, config.clip_coef)
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8) * weights[:, idx]
+                pg, kl, _ = clipped_policy_loss(logp, proximal_logp[:, idx], adv, config.clip_coef)
                 v = value_loss(outs[self.value_net][..., self.n], returns[:, idx])
                 loss = pg - config.ent_coef * entropy.mean() + config.vf_coef * v
                 to_actor = torch.zeros((), device=self.device)
