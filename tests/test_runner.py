@@ -28,7 +28,7 @@ class SimClock(Clock):
 
     def __init__(self):
         self.t = 0.0
-        super().__init__(now=lambda: self.t, sleep=self._sleep)
+        super().__init__(now=lambda: self.t, sleep=self._sleep, spin=0.0)
 
     def _sleep(self, dt):
         self.t += max(0.0, dt)
@@ -40,8 +40,8 @@ class Counter(gym.Env):
     observation_space = spaces.Box(0, 1e6, (1,), np.float32)
     action_space = spaces.Discrete(100_000, start=-2)  # -2: "depends on no observation", -1: never sent
 
-    def __init__(self, log):
-        self.t, self.log = 0, log
+    def __init__(self, log, on_step=None):
+        self.t, self.log, self.on_step = 0, log, on_step
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -52,6 +52,8 @@ class Counter(gym.Env):
     def step(self, action):
         self.log[-1].append(int(action))
         self.t += 1
+        if self.on_step:
+            self.on_step()
         return np.array([self.t], np.float32), 1.0, False, False, {}
 
 
@@ -60,13 +62,13 @@ class StubPolicy:
 
     kind, step, checkpoint, device = "stub", 0, None, "cpu"
 
-    def __init__(self, arch, layers, min_delay, max_delay, obs_delay=0):
+    def __init__(self, arch, layers, min_delay, max_delay, obs_delay=0, on_step=None):
         self.arch, self.min_delay, self.max_delay = arch, min_delay, max_delay
         self.log = []
 
         def make_envs(n, seed=0):
             def one():
-                env = Counter(self.log)
+                env = Counter(self.log, on_step)
                 return ObsDelay(env, obs_delay) if obs_delay else env
             return gym.vector.SyncVectorEnv([one] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
@@ -137,6 +139,18 @@ def test_chain_latency_is_its_delay_plus_the_sensor_delay():
     assert s["latency_ms"]["mean"] == pytest.approx(600)
 
 
+def test_the_simulators_own_time_is_not_the_agents():
+    clock = SimClock()
+    # 30 ms inside every environment step + 80 ms per action against 100 ms ticks: in series they
+    # would miss, but the world runs on its own
+    policy = StubPolicy("instant", layers=2, min_delay=0, max_delay=0, on_step=lambda: clock._sleep(0.03))
+    s, actions = _run(policy, hz=10, layer_ms=40, max_ticks=10, clock=clock)
+    assert s["deadline_misses"] == 0 and actions == list(range(10))
+    assert s["env_ms"]["mean"] == pytest.approx(30) and s["achieved_hz"] == pytest.approx(10)
+    assert s["wall_hz"] == pytest.approx(10 / 1.3, rel=1e-3)
+    assert s["tick_late_ms"]["max"] == pytest.approx(0, abs=1e-9)
+
+
 def test_episodes_restart_the_agent_and_the_clock():
     policy = StubPolicy("chain", layers=2, min_delay=2, max_delay=2)
     s, _ = _run(policy, hz=10, max_ticks=5, episodes=3)
@@ -176,11 +190,15 @@ def test_cli_reports_misses_when_the_rate_is_impossible(runs, capsys):
 
 
 def test_cli_comfortable_rate_has_no_misses(runs, tmp_path):
+    import torch
+
     out = tmp_path / "instant.json"
+    threads = torch.get_num_threads()
     assert main(["run", str(runs / "instant"), "--hz", "20", "--max-ticks", "8", "--episodes", "1",
                  "--out", str(out)]) == 0
     s = _summary(out)
     assert s["deadline_misses"] == 0 and s["latency_ticks"]["max"] == 0 and not s["pipelined"]
+    assert s["threads"] == 1 and torch.get_num_threads() == threads  # acting on one thread, then restored
 
 
 def test_cli_chain_latency_includes_obs_delay(runs):
@@ -216,6 +234,7 @@ def _one_line(capsys):
     (["--hz", "10", "--layer-ms", "-1"], "--layer-ms must be >= 0"),
     (["--hz", "10", "--episodes", "0"], "--episodes must be >= 1"),
     (["--hz", "10", "--max-ticks", "0"], "--max-ticks must be >= 1"),
+    (["--hz", "10", "--threads", "-1"], "--threads must be >= 0"),
 ])
 def test_cli_bad_input_is_one_line(runs, capsys, flags, needle):
     assert main(["run", str(runs / "instant"), *flags]) == 2

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--fused", action="store_true",
                    help="act with the fused executor (all layers of a step in one operation)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads while acting; 0 keeps torch's default (default: 1: one observation "
+                        "gains nothing from more, and a thread waiting for a busy core stalls the whole step)")
     p.add_argument("--out", metavar="FILE.json", help="where to write the summary (default: DIR/run.json)")
     p.set_defaults(func=_cmd_run)
 
@@ -42,6 +45,6 @@ def _cmd_run(args) -> int:
 
     s = run_agent(args.run_dir, hz=args.hz, episodes=args.episodes, layer_ms=args.layer_ms,
                   checkpoint=args.checkpoint, greedy=args.greedy, seed=args.seed, device=args.device,
-                  max_ticks=args.max_ticks, fused=args.fused, out=args.out)
+                  max_ticks=args.max_ticks, fused=args.fused, out=args.out, threads=args.threads)
     print(describe(s))
     return 0
