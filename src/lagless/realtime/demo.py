@@ -92,10 +92,9 @@ def run_demo(out: str | Path, *, steps: int = DEMO_STEPS, seed: int = 1, layers:
 def realtime_lines(run_dir: Path, layers: int, hz: float = 100.0, layer_ms: float = 2.0,
                    max_ticks: int = 300) -> str:
     """The trained skip actor (fused) on a wall clock, with slow hardware simulated ('lagless run')."""
-    from lagless.realtime.runner import describe, run_realtime
-    from lagless.trainers import load_policy
+    from lagless.realtime.runner import describe, run_agent
 
-    s = run_realtime(load_policy(run_dir, fused=True), hz=hz, episodes=1, layer_ms=layer_ms, max_ticks=max_ticks)
+    s = run_agent(run_dir, hz=hz, episodes=1, layer_ms=layer_ms, max_ticks=max_ticks, fused=True, threads=1)
     return (f"wall clock ('lagless run {run_dir} --hz {hz:g} --layer-ms {layer_ms:g} --fused', one episode, "
             f"at most {max_ticks} ticks):\n{describe(s)}\n"
             f"  an instant network of the same depth would need {layers} x {layer_ms:g} = {layers * layer_ms:g} ms "
