@@ -1,11 +1,23 @@
-"""The planted-behaviour generator: deterministic, well formed, and its patterns really differ."""
+"""The planted-behaviour generators: deterministic, well formed, and their behaviours really differ
+in the way each kind plants."""
 
 import numpy as np
 import pytest
 
 from lagless.errors import LaglessError
 from lagless.explain.segments import find_segments
-from lagless.explain.synthetic import BEHAVIOUR_NAMES, MOVES, planted_behaviours
+from lagless.explain.synthetic import (
+    BEHAVIOUR_NAMES,
+    CIRCLE_PERIOD,
+    DURATION_PATTERNS,
+    GENERATORS,
+    MOVES,
+    RELATIONS,
+    ROOM_CENTRES,
+    ROOM_HALF,
+    make_synthetic,
+    planted_behaviours,
+)
 
 
 def test_deterministic_for_a_seed():
@@ -59,3 +71,146 @@ def test_bad_arguments_are_user_errors():
         planted_behaviours(0)
     with pytest.raises(LaglessError, match="episode_length"):
         planted_behaviours(100, episode_length=(50, 10))
+
+
+# --------------------------------------------------------------------------- the generator suite
+KINDS = list(GENERATORS)
+EPISODES, STEPS = 20, 300
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return {kind: make_synthetic(kind, EPISODES, STEPS, seed=0) for kind in KINDS}
+
+
+def segment_table(data, labels):
+    """(start, end, behaviour, touches an episode end) of every planted run."""
+    seg = find_segments(labels, data.episode_ids())
+    bounds = data.episode_bounds()
+    cut = np.isin(seg.start, bounds[:, 0]) | np.isin(seg.end, bounds[:, 1])
+    return seg.start, seg.end, seg.behaviour, cut
+
+
+def test_the_suite_has_at_least_four_new_kinds():
+    assert {"regions", "relation", "periodic", "durations"} <= set(GENERATORS)
+    assert {GENERATORS[k].discrete for k in KINDS} == {True, False}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_suite_shapes_behaviours_and_segment_lengths(suite, kind):
+    gen = GENERATORS[kind]
+    data, labels = suite[kind]
+    n = EPISODES * STEPS
+    assert data.num_steps == len(labels) == n and labels.dtype == np.int64
+    assert set(np.unique(labels)) == set(range(gen.num_behaviours)) == set(range(4))  # every one appears
+    assert data.observations.dtype == np.float32 and data.observations.ndim == 2
+    assert np.isfinite(data.observations).all() and np.isfinite(data.rewards).all()
+    assert data.rewards.shape == (n,) and not data.terminations.any()
+    bounds = data.episode_bounds()
+    assert len(bounds) == EPISODES and np.all(bounds[:, 1] - bounds[:, 0] == STEPS)
+    assert data.final_observations.shape == (EPISODES, data.observations.shape[1])
+    if gen.discrete:
+        assert data.discrete_actions and data.actions.max() < data.num_actions
+    else:
+        assert data.actions.shape == (n, 2) and data.actions.dtype == np.float32
+    assert data.meta["kind"] == kind and data.meta["behaviour_names"] == list(gen.behaviour_names)
+    # Every run lasts its behaviour's planted length, unless an episode's start or end cuts it.
+    start, end, behaviour, cut = segment_table(data, labels)
+    for b, (lo, hi) in enumerate(gen.segment_lengths):
+        lengths = (end - start)[behaviour == b]
+        assert lengths.max() <= hi
+        assert (end - start)[(behaviour == b) & ~cut].min() >= lo
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_suite_deterministic_per_seed(suite, kind):
+    a, la = suite[kind]
+    b, lb = make_synthetic(kind, EPISODES, STEPS, seed=0)
+    c, lc = make_synthetic(kind, EPISODES, STEPS, seed=1)
+    np.testing.assert_array_equal(la, lb)
+    for name in ("observations", "actions", "rewards", "truncations", "final_observations"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(la, lc) and not np.array_equal(a.observations, c.observations)
+
+
+def test_regions_differ_by_state_region_only(suite):
+    data, labels = suite["regions"]
+    pos = data.observations[:, :2] * 10
+    for b, centre in enumerate(ROOM_CENTRES):
+        assert np.abs(pos[labels == b] - centre).max() < ROOM_HALF + 1  # its own room only (+ jitter)
+    assert np.abs(ROOM_CENTRES[:, None] - ROOM_CENTRES[None]).max(-1)[~np.eye(4, dtype=bool)].min() > 2 * ROOM_HALF + 2
+    # One policy everywhere: the action frequencies of any two behaviours are nearly equal.
+    freq = np.stack([np.bincount(data.actions[labels == b], minlength=data.num_actions) / (labels == b).sum()
+                     for b in range(4)])
+    assert 0.5 * np.abs(freq[:, None] - freq[None]).sum(-1).max() < 0.15  # sampling noise only
+
+
+def max_pairwise_tv(x, labels, bins=10):
+    """Largest total-variation distance between two behaviours' histograms of the values x."""
+    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+    edges[-1] += 1e-6
+    h = np.stack([np.histogram(x[labels == b], edges)[0] / (labels == b).sum() for b in np.unique(labels)])
+    return 0.5 * np.abs(h[:, None] - h[None]).sum(-1).max()
+
+
+def test_relation_differs_by_action_state_relation_not_by_state(suite):
+    data, labels = suite["relation"]
+    v, a = data.observations[:, 4:6], data.actions
+    # Every state and action feature has about the same distribution under every behaviour (the
+    # differences are sampling noise of slow processes: 0.1-0.25 at this size).
+    for x in (*data.observations.T, *a.T, np.linalg.norm(a, axis=1)):
+        assert max_pairwise_tv(x, labels) < 0.3
+    for x in (*v.T, np.linalg.norm(a, axis=1)):
+        assert max_pairwise_tv(x, labels) < 0.2
+    # ... but the action relates to the current in four different ways.
+    unit_v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit_a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    cos = (unit_v * unit_a).sum(1)
+    cross = unit_v[:, 0] * unit_a[:, 1] - unit_v[:, 1] * unit_a[:, 0]
+    with_, against, left, right = (labels == b for b in range(4))
+    assert list(RELATIONS) == ["with the current", "against the current", "across, to the left",
+                               "across, to the right"]
+    assert np.median(cos[with_]) > 0.95 and np.median(cos[against]) < -0.95
+    assert np.median(cross[left]) > 0.95 and np.median(cross[right]) < -0.95
+
+
+def test_periodic_steps_differ_across_its_phases(suite):
+    data, labels = suite["periodic"]
+    a = data.actions
+    start, end, behaviour, _ = segment_table(data, labels)
+    half = CIRCLE_PERIOD // 2
+
+    def lag_cos(b, lag):
+        pairs = [(a[s:e - lag], a[s + lag:e]) for s, e, k in zip(start, end, behaviour) if k == b and e - s > lag]
+        x, y = (np.concatenate(p) for p in zip(*pairs))
+        return np.median((x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1))
+
+    circle, straight = GENERATORS["periodic"].behaviour_names.index("circle"), 1
+    assert lag_cos(circle, half) < -0.9 and lag_cos(circle, CIRCLE_PERIOD) > 0.9  # a half turn apart: opposite
+    assert lag_cos(straight, half) > 0.9
+    # One step of the circle looks like a step of straight: the same speed, any heading.
+    speed = np.linalg.norm(a, axis=1)
+    assert abs(speed[labels == circle].mean() - speed[labels == straight].mean()) < 0.05
+    headings = np.arctan2(a[labels == circle, 1], a[labels == circle, 0])
+    assert np.histogram(headings, bins=4, range=(-np.pi, np.pi))[0].min() > 0.2 * len(headings) / 4
+
+
+def test_durations_differ_widely_and_are_noisy(suite):
+    data, labels = suite["durations"]
+    start, end, behaviour, cut = segment_table(data, labels)
+    lengths = end - start
+    medians = [np.median(lengths[(behaviour == b) & ~cut]) for b in range(4)]
+    assert max(medians) >= 10 * min(medians)
+    counts = np.bincount(behaviour, minlength=4)
+    assert counts[0] >= 2 * counts[3]  # dashes are frequent, rests rare
+    rest = labels == list(DURATION_PATTERNS).index("rest")
+    assert 0.1 < (data.actions[rest] != 0).mean() < 0.2  # action noise
+    radius = data.observations[:, 0] ** 2 + data.observations[:, 1] ** 2
+    assert radius.std() > 0.1  # observation noise: (cos, sin) is off the unit circle
+
+
+def test_make_synthetic_bad_arguments():
+    with pytest.raises(LaglessError, match="unknown synthetic kind"):
+        make_synthetic("nope")
+    with pytest.raises(LaglessError, match="at least 1"):
+        make_synthetic("regions", episodes=0)
