@@ -13,6 +13,7 @@ with the exact command, machine, date and lagless version.
     python benchmarks/explain_scale.py                          # 10k, 100k, 1M planted steps
     python benchmarks/explain_scale.py --sizes 10000 100000 --updates 1000
     python benchmarks/explain_scale.py --sizes --data runs/breakout.npz
+    python benchmarks/explain_scale.py --kind periodic --sizes 12000   # another generator kind
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", action="append", default=[], metavar="PATH",
                    help="a recorded dataset to time (repeatable): .npz, Minari folder or id")
     p.add_argument("--behaviours", type=int, default=4, help="planted behaviours")
+    p.add_argument("--kind", default=None,
+                   help="a lagless.explain.synthetic.GENERATORS kind, in episodes of --episode-steps "
+                        "steps (default: planted_behaviours, episodes of 100-300 steps)")
+    p.add_argument("--episode-steps", type=int, default=300, help="steps per episode with --kind")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads of discovery (its --threads)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of discovery")
     p.add_argument("--updates", type=int, default=None, help="training updates (default: config)")
@@ -89,7 +94,13 @@ def measure(spec: str, args: argparse.Namespace) -> dict:
     truth = None
     with PeakRSS() as rss:
         made = time.perf_counter()
-        if kind == "synthetic":
+        if kind == "synthetic" and args.kind is not None:
+            from lagless.explain.synthetic import make_synthetic
+
+            episodes = max(1, int(what) // args.episode_steps)
+            data, truth = make_synthetic(args.kind, episodes, args.episode_steps, args.seed)
+            source = f"make_synthetic({args.kind!r}, {episodes}, {args.episode_steps}, seed={args.seed})"
+        elif kind == "synthetic":
             from lagless.explain.synthetic import planted_behaviours
 
             data, truth = planted_behaviours(int(what), num_behaviours=args.behaviours, seed=args.seed)
@@ -109,8 +120,9 @@ def measure(spec: str, args: argparse.Namespace) -> dict:
 
                 labels = np.load(Path(out) / "labels.npy")
             attribution = time_attribution(out, data, what) if kind == "data" else None
+    name = f"{kind}-{args.kind}:{what}" if kind == "synthetic" and args.kind else f"{kind}:{what}"
     record = {
-        "name": f"{kind}:{what}", "kind": kind, "steps": data.num_steps,
+        "name": name, "kind": kind, "steps": data.num_steps,
         "episodes": summary["num_episodes"], "discover_s": round(seconds, 2),
         "steps_per_s": round(data.num_steps / seconds, 1), "data_s": round(made, 2),
         "peak_rss_mib": round(max(rss.peak, _ru_maxrss()) / 2**20, 1),
@@ -120,8 +132,19 @@ def measure(spec: str, args: argparse.Namespace) -> dict:
         "updates": config.updates, "threads": config.threads,
     }
     if labels is not None:
+        from lagless.explain.segments import find_segments
+
+        planted = len(find_segments(truth, data.episode_ids()))
         record["ari"] = round(float(adjusted_rand_score(truth, labels)), 4)
-        record["planted_behaviours"] = args.behaviours
+        record["planted_behaviours"] = int(truth.max()) + 1
+        record["planted_segments"] = planted
+        record["num_segments"] = summary["num_segments"]
+        record["segments_per_planted"] = round(summary["num_segments"] / planted, 2)
+        # Where each planted behaviour went: its steps' found labels, largest shares first.
+        record["found_of_planted"] = [
+            [[int(f), round(float(c) / (truth == b).sum(), 3)]
+             for f, c in sorted(enumerate(np.bincount(labels[truth == b])), key=lambda fc: -fc[1]) if c]
+            for b in range(int(truth.max()) + 1)]
     if attribution is not None:
         record["attribution"] = attribution
     return record
