@@ -95,10 +95,10 @@ def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.devic
 def write_report(out: Path, command: str) -> None:
     recs = load_records(out)
     lines = ["# Fused executor: per-step latency", "", f"Command: `{command}`", "",
-             "Whole actor (17 inputs, 6 outputs, hidden as listed), one step, inference mode, median of "
-             "interleaved blocks. speed-up = sequential / fused; floor = the fused step's bare baddbmm.", "",
-             "| device | threads | batch | arch | layers | sequential ms | fused ms | speed-up | floor ms | "
-             "fused / floor | load | date |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             ("Whole actor (17 inputs, 6 outputs, hidden as listed), one step, inference mode, median of "
+             "interleaved blocks. speed-up = sequential / fused; floor = the fused step's bare baddbmm."), "",
+             ("| device | threads | batch | arch | layers | sequential ms | fused ms | speed-up | floor ms | "
+             "fused / floor | load | date |"), "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in recs:
         ratio = "" if r["fused_over_floor"] is None else f"{r['fused_over_floor']:.2f}"
         lines.append(f"| {r['device']} | {r['threads']} | {r['batch']} | {r['arch']} | {r['layers']} | "
@@ -106,8 +106,8 @@ def write_report(out: Path, command: str) -> None:
                      f"{r['bmm_floor_ms']:.4f} | {ratio} | {r['load']} | {r['date'][:10]} |")
     machines = sorted({r["machine"] for r in recs})
     lines += ["", "Machines: " + "; ".join(machines), "",
-              "Goals at 8 layers, batch 1: 2.0x (1 thread), 3.0x (2 threads) on an idle machine; fused "
-              "within 1.25x of its floor.", ""]
+              ("Goals at 8 layers, batch 1: 2.0x (1 thread), 3.0x (2 threads) on an idle machine; fused "
+              "within 1.25x of its floor."), ""]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     plot(recs, out.with_suffix(".png"))
 
