@@ -27,7 +27,8 @@ from records import load_records, machine, merge_record
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "ald_ray.json"
-KEY_FIELDS = ("env", "backend", "actors", "killed", "seed", "steps")
+DEFAULT_RATIO = 1  # ALDConfig's default --distill-steps-per-rl-step (records without "ratio" used it)
+KEY_FIELDS = ("env", "backend", "actors", "killed", "seed", "steps", "ratio")
 
 
 def _kill_one_actor_after(seconds: float, done: threading.Event) -> None:
@@ -52,13 +53,14 @@ def run_one(args, backend: str, actors: int, seed: int, killed: bool, out: Path)
     from lagless.trainers import load_policy, train
 
     torch.set_num_threads(1)
-    rdir = args.runs_root / f"{backend}-a{actors}-k{int(killed)}-s{seed}"
+    rdir = args.runs_root / f"{backend}-a{actors}-k{int(killed)}-s{seed}-r{args.ratio}"
     if rdir.exists():
         import shutil
 
         shutil.rmtree(rdir)  # a wall-clock measurement must not resume
     config = ALDConfig(env=args.env, backend=backend, num_actors=max(actors, 1), num_envs=args.num_envs, seed=seed,
-                       total_steps=args.steps, run_dir=str(rdir), threads=1, progress=False, tensorboard=False)
+                       total_steps=args.steps, run_dir=str(rdir), threads=1, progress=False, tensorboard=False,
+                       distill_steps_per_rl_step=args.ratio)
     ray_start = 0.0
     if backend == "ray":
         t = time.perf_counter()
@@ -83,24 +85,29 @@ def run_one(args, backend: str, actors: int, seed: int, killed: bool, out: Path)
     m = read_metrics(rdir / "metrics.csv")
     restarts = float(np.nanmax(m["charts/actor_restarts"])) if "charts/actor_restarts" in m else 0.0
     rec = {"env": args.env, "backend": backend, "actors": actors if backend == "ray" else 0, "killed": killed,
-           "seed": seed, "steps": args.steps, "num_envs": args.num_envs, "steps_per_s": round(args.steps / wall, 1),
+           "seed": seed, "steps": args.steps, "ratio": args.ratio, "num_envs": args.num_envs, "steps_per_s": round(args.steps / wall, 1),
            "ray_start_s": round(ray_start, 1), "final_success": float(np.mean(np.asarray(returns) > 0.5)),
            "actor_restarts": restarts, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": machine()}
-    merge_record(out, rec, KEY_FIELDS, lambda r: (r["env"], r["backend"], r["actors"], r["killed"], r["seed"]))
+    merge_record(out, rec, KEY_FIELDS, lambda r: tuple(_key(r)) + (r["seed"],))
     print(f"[ald_ray] {backend} actors {rec['actors']} killed {killed} seed {seed}: {rec['steps_per_s']} steps/s, "
           f"success {rec['final_success']:.2f}, restarts {restarts:.0f}", flush=True)
     return rec
 
 
+def _key(r: dict) -> tuple:
+    """A report row: everything but the seed (records before ``ratio`` existed used the default)."""
+    return (r["env"], r["steps"], r.get("ratio", DEFAULT_RATIO), r["backend"], r["actors"], r["killed"])
+
+
 def write_report(out: Path, command: str) -> None:
     recs = load_records(out)
     lines = ["# ALD: Ray backend against local", "", f"Command: `{command}`", "",
-             "| task | backend | actors | actor killed | seeds | steps/s | final success | restarts |",
-             "|---|---|---:|---|---:|---:|---:|---:|"]
-    for key in sorted({(r["env"], r["backend"], r["actors"], r["killed"]) for r in recs}):
-        g = [r for r in recs if (r["env"], r["backend"], r["actors"], r["killed"]) == key]
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {'yes' if key[3] else 'no'} | {len(g)} | "
+             "| task | steps | ratio | backend | actors | actor killed | seeds | steps/s | final success | restarts |",
+             "|---|---:|---:|---|---:|---|---:|---:|---:|---:|"]
+    for key in sorted({_key(r) for r in recs}):
+        g = [r for r in recs if _key(r) == key]
+        lines.append(f"| {key[0]} | {key[1]:,} | {key[2]} | {key[3]} | {key[4]} | {'yes' if key[5] else 'no'} | {len(g)} | "
                      f"{np.mean([r['steps_per_s'] for r in g]):,.0f} | {np.mean([r['final_success'] for r in g]):.2f} | "
                      f"{np.mean([r['actor_restarts'] for r in g]):.1f} |")
     machines = sorted({r["machine"] for r in recs})
@@ -116,6 +123,8 @@ def main(argv=None) -> None:
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--seeds", nargs="+", type=int, default=[1])
     p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--ratio", type=int, default=DEFAULT_RATIO,
+                   help="--distill-steps-per-rl-step (8 lets the LSTM follow on the T-maze; see ald_memory)")
     p.add_argument("--kill-at", type=float, default=30.0, help="seconds into the killed run")
     p.add_argument("--no-kill", action="store_true", help="skip the run with a killed actor")
     p.add_argument("--eval-episodes", type=int, default=50)
