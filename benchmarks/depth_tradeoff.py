@@ -60,7 +60,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from minatar_delay import final_return_from_metrics, last_sps, previous_command, returns_by_fifth
+from minatar_delay import (
+    final_return_from_metrics,
+    last_sps,
+    previous_command,
+    returns_by_fifth,
+    time_to_stop,
+)
 from mujoco_delay import _stats
 from records import load_records, machine
 from records import merge_record as merge_locked
@@ -428,11 +434,7 @@ def main(argv: list[str] | None = None) -> None:
         for env in envs:
             for L in args.layers:
                 for col in archs:
-                    if args.max_minutes is not None and time.monotonic() - t_start > 60 * args.max_minutes:
-                        print("[depth_tradeoff] --max-minutes reached: stopping", flush=True)
-                        return
-                    if args.stop_file is not None and args.stop_file.exists():
-                        print(f"[depth_tradeoff] {args.stop_file} exists: stopping", flush=True)
+                    if time_to_stop(args, t_start, "depth_tradeoff"):
                         return
                     arch, delay = COLUMNS[col]
                     key = (env, TASKS[env][0], arch, L, TAU, last_actions_for(col, L), delay, seed, steps[env])

@@ -177,6 +177,17 @@ def last_sps(run_dir: Path) -> float:
     return float(sps[-1]) if len(sps) else math.nan
 
 
+def time_to_stop(args, t_start: float, name: str) -> bool:
+    """True (and says why) once ``--max-minutes`` have passed or ``--stop-file`` exists."""
+    if args.max_minutes is not None and time.monotonic() - t_start > 60 * args.max_minutes:
+        print(f"[{name}] --max-minutes reached: stopping", flush=True)
+        return True
+    if args.stop_file is not None and args.stop_file.exists():
+        print(f"[{name}] {args.stop_file} exists: stopping", flush=True)
+        return True
+    return False
+
+
 # ------------------------------------------------------------------ one run
 
 
@@ -454,11 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     for env in envs:
         for arch in archs:
             for seed in args.seeds:
-                if args.max_minutes is not None and time.monotonic() - t_start > 60 * args.max_minutes:
-                    print("[minatar_delay] --max-minutes reached: stopping", flush=True)
-                    return
-                if args.stop_file is not None and args.stop_file.exists():
-                    print(f"[minatar_delay] {args.stop_file} exists: stopping", flush=True)
+                if time_to_stop(args, t_start, "minatar_delay"):
                     return
                 key = (env, arch, LAYERS, TAU, last_actions_for(arch, args.obs_delay), seed, args.steps,
                        args.precision, args.obs_delay)

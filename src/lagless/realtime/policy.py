@@ -16,6 +16,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from lagless.realtime.fused import FusedPipelinedNet
 from lagless.realtime.precision import bf16_autocast
 
 
@@ -64,7 +65,7 @@ class Policy:
         text = f"delay {_steps(lo)}..{_steps(hi)}"
         if self.obs_delay:
             text += f" (network {_steps(self.min_delay)}..{_steps(self.max_delay)} + sensor {self.obs_delay})"
-        return text + (", fused executor" if type(self.actor).__name__ == "FusedPipelinedNet" else "")
+        return text + (", fused executor" if isinstance(self.actor, FusedPipelinedNet) else "")
 
     @property
     def device(self) -> torch.device:
