@@ -1,4 +1,4 @@
-"""GLUE metrics in numpy must equal scikit-learn / scipy on fixed inputs, and stay finite."""
+"""GLUE metrics (computed with scikit-learn / scipy) on fixed inputs: the GLUE conventions, and finite on degenerate input."""
 
 from __future__ import annotations
 

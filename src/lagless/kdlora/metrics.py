@@ -1,9 +1,12 @@
-"""GLUE metrics in plain numpy, so that evaluation needs neither scikit-learn nor scipy.
+"""GLUE metrics, computed with scikit-learn and SciPy (both come with the ``nlp`` extra).
 
 Scores are fractions (accuracy 0.91, not 91). Degenerate inputs give 0.0 instead of NaN:
 a correlation with a constant vector (all predictions or all labels equal) is reported as 0.0,
-as is F1 when there is no positive example and no positive prediction, the same convention
-as scikit-learn's ``matthews_corrcoef`` and ``f1_score(zero_division=0)``.
+as is F1 when there is no positive example and no positive prediction (scikit-learn's
+``matthews_corrcoef`` and ``f1_score(zero_division=0)`` conventions, extended to Pearson and
+Spearman, where SciPy would return NaN with a warning).
+
+scikit-learn and SciPy take about a second to import, so they are imported on first use.
 """
 
 from __future__ import annotations
@@ -33,62 +36,54 @@ def _as_numpy(x: Any) -> np.ndarray:
 
 
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(pred == labels))
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(labels, pred))
 
 
 def f1_positive(pred: np.ndarray, labels: np.ndarray, positive: int = 1) -> float:
     """F1 of the positive class; 0.0 when there are no positives at all."""
-    tp = np.sum((pred == positive) & (labels == positive))
-    fp = np.sum((pred == positive) & (labels != positive))
-    fn = np.sum((pred != positive) & (labels == positive))
-    denom = 2 * tp + fp + fn
-    return float(2 * tp / denom) if denom else 0.0
+    from sklearn.metrics import f1_score
+
+    # labels= keeps the positive class known when neither side contains it
+    return float(f1_score(labels, pred, labels=[positive], average="macro", zero_division=0))
 
 
 def matthews_corr(pred: np.ndarray, labels: np.ndarray) -> float:
-    """Multi-class Matthews correlation (Gorodkin's R_K); 0.0 when either side is constant."""
-    classes = np.union1d(pred, labels)
-    t = np.searchsorted(classes, labels)
-    p = np.searchsorted(classes, pred)
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.float64)
-    np.add.at(confusion, (t, p), 1.0)
-    t_sum, p_sum = confusion.sum(axis=1), confusion.sum(axis=0)
-    n, correct = confusion.sum(), np.trace(confusion)
-    cov_tp = correct * n - t_sum @ p_sum
-    cov_pp = n * n - p_sum @ p_sum
-    cov_tt = n * n - t_sum @ t_sum
-    if cov_pp * cov_tt == 0:
-        return 0.0
-    return float(cov_tp / np.sqrt(cov_tt * cov_pp))
+    """Multi-class Matthews correlation; 0.0 when either side is constant."""
+    from sklearn.metrics import matthews_corrcoef
+
+    return float(matthews_corrcoef(labels, pred))
+
+
+def _constant(x: np.ndarray) -> bool:
+    # checked exactly: a correlation of a constant is undefined, and centring one can leave
+    # rounding noise that SciPy would turn into a meaningless number
+    return len(x) == 0 or bool(np.all(x == x[0]))
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation; 0.0 when either vector is constant."""
-    if len(x) == 0 or np.all(x == x[0]) or np.all(y == y[0]):
-        return 0.0  # checked exactly: centring a constant can leave rounding noise
-    x = x.astype(np.float64) - x.mean()
-    y = y.astype(np.float64) - y.mean()
-    denom = np.sqrt((x @ x) * (y @ y))
-    if denom == 0:
+    from scipy.stats import pearsonr
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if _constant(x) or _constant(y) or len(x) < 2:
         return 0.0
-    return float(np.clip((x @ y) / denom, -1.0, 1.0))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their mean rank (scipy's ``rankdata(method='average')``)."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    mean_rank = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 .. ends
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks
+    return float(np.clip(pearsonr(x, y)[0], -1.0, 1.0))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rank correlation with tied ranks averaged; 0.0 when either vector is constant."""
-    return pearson(_average_ranks(x), _average_ranks(y))
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if _constant(x) or _constant(y) or len(x) < 2:
+        return 0.0
+    return float(np.clip(spearmanr(x, y)[0], -1.0, 1.0))
+
+
+_METRICS = {"accuracy": accuracy, "f1": f1_positive, "matthews_corr": matthews_corr,
+            "pearson": pearson, "spearman": spearman}
 
 
 def compute_metrics(task: TaskSpec | str, predictions: Any, labels: Any) -> dict[str, float]:
@@ -115,22 +110,10 @@ def compute_metrics(task: TaskSpec | str, predictions: Any, labels: Any) -> dict
         raise ValueError(f"predictions {pred.shape} do not match labels {y.shape}")
     if y.shape[0] == 0:
         raise LaglessError("cannot compute metrics on zero examples")
-
-    out: dict[str, float] = {}
-    for name in task.metric_names:
-        if name == "accuracy":
-            out[name] = accuracy(pred, y)
-        elif name == "f1":
-            out[name] = f1_positive(pred, y)
-        elif name == "matthews_corr":
-            out[name] = matthews_corr(pred, y)
-        elif name == "pearson":
-            out[name] = pearson(pred, y)
-        elif name == "spearman":
-            out[name] = spearman(pred, y)
-        else:  # pragma: no cover - guarded by the TASKS table
-            raise ValueError(f"unknown metric {name!r}")
-    return out
+    unknown = [name for name in task.metric_names if name not in _METRICS]
+    if unknown:  # pragma: no cover - guarded by the TASKS table
+        raise ValueError(f"unknown metric(s) {unknown}")
+    return {name: _METRICS[name](pred, y) for name in task.metric_names}
 
 
 def main_score(task: TaskSpec | str, metrics: dict[str, float]) -> float:
