@@ -12,14 +12,8 @@ import pytest
 import torch
 
 from lagless.errors import LaglessError
-from lagless.kdlora.data import (
-    EncodedDataset,
-    default_glue_dir,
-    encode_split,
-    load_split,
-    make_loader,
-    sequence_lengths,
-)
+from lagless.kdlora.batching import EncodedDataset, encode_split, make_loader, sequence_lengths
+from lagless.kdlora.sources import default_glue_dir, load_split
 from lagless.kdlora.tasks import TASKS, get_task
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from lagless.errors import LaglessError
-from lagless.kdlora.data import EncodedDataset, encode_split, load_split, make_loader
+from lagless.kdlora.batching import EncodedDataset, encode_split, make_loader
 from lagless.kdlora.distill_loss import kd_loss, task_loss
+from lagless.kdlora.sources import load_split
 from lagless.kdlora.tasks import get_task
 from lagless.kdlora.teacher_outputs import (
     load_teacher_logits,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from lagless.errors import LaglessError
 from lagless.kdlora.config import KDLoRAConfig
-from lagless.kdlora.data import TextSplit
 from lagless.kdlora.lora import LoraSettings, apply_lora
 from lagless.kdlora.models import default_model_path, load_model, quiet_transformers
+from lagless.kdlora.sources import TextSplit
 from lagless.kdlora.student import (
     check_same_family,
     default_student_layers,

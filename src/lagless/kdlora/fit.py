@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lagless.errors import LaglessError
-from lagless.kdlora.data import EncodedDataset, make_loader
+from lagless.kdlora.batching import EncodedDataset, make_loader
 from lagless.kdlora.distill_loss import kd_loss, task_loss
 from lagless.kdlora.metrics import compute_metrics, main_score
 from lagless.kdlora.tasks import TaskSpec

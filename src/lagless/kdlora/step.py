@@ -19,9 +19,9 @@ import torch
 from lagless import __version__
 from lagless.config import config_to_dict
 from lagless.errors import LaglessError
+from lagless.kdlora.batching import encode_split, sequence_lengths
 from lagless.kdlora.build import BuiltModel, build_model
 from lagless.kdlora.config import KDLoRAConfig
-from lagless.kdlora.data import encode_split, sequence_lengths
 from lagless.kdlora.efficiency import inference_latency, model_size_on_disk_mb, peak_train_memory_mb
 from lagless.kdlora.fit import fit
 from lagless.kdlora.lora import count_parameters, merge_lora, save_adapter

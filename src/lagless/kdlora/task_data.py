@@ -13,7 +13,7 @@ import numpy as np
 
 from lagless.errors import LaglessError
 from lagless.kdlora.config import KDLoRAConfig
-from lagless.kdlora.data import TextSplit, load_split
+from lagless.kdlora.sources import TextSplit, load_split
 from lagless.kdlora.tasks import TaskSpec, get_task
 
 HOLDOUT_FRACTION = 0.1

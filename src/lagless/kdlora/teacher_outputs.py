@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 import lagless
 from lagless.errors import LaglessError
-from lagless.kdlora.data import EncodedDataset, make_loader
+from lagless.kdlora.batching import EncodedDataset, make_loader
 from lagless.runs import atomic_write_bytes
 
 __all__ = ["load_teacher_logits", "save_teacher_logits", "teacher_logits"]
