@@ -191,6 +191,100 @@ def test_lowercase_task_folder_and_mnli_mismatched_file(tmp_path):
         load_split("mnli", "dev", data=tmp_path)  # "dev" means matched for MNLI
 
 
+# Every file of ../shared/data/glue: rows and examples per class (see its README.md).
+LOCAL_FILES = {
+    ("sst2", "train"): (60614, [26786, 33828]),
+    ("sst2", "dev"): (6735, [2994, 3741]),
+    ("rte", "train"): (1244, [627, 617]),
+    ("rte", "dev"): (139, [70, 69]),
+    ("stsb", "train"): (4249, None),
+    ("stsb", "dev"): (1500, None),
+    ("mrpc", "train"): (3668, [1194, 2474]),
+    ("mrpc", "dev"): (408, [129, 279]),
+    ("qnli", "train"): (8999, [4523, 4476]),
+    ("qnli", "dev"): (5463, [2702, 2761]),
+    ("mnli", "train"): (8999, [3061, 2980, 2958]),
+    ("mnli", "dev_matched"): (9815, [3479, 3123, 3213]),
+    ("mnli", "dev_mismatched"): (9832, [3463, 3129, 3240]),
+    ("qqp", "train"): (8999, [5747, 3252]),
+    ("qqp", "dev"): (1000, [623, 377]),
+    ("wnli", "train"): (635, [323, 312]),
+    ("wnli", "dev"): (71, [40, 31]),
+}
+
+
+def test_every_local_glue_file_loads_with_its_label_counts(glue_dir):
+    for (task, split), (rows, per_class) in LOCAL_FILES.items():
+        data = load_split(task, split, data=glue_dir)
+        assert len(data) == rows, (task, split)
+        assert all(data.texts_a) and (data.texts_b is None or all(data.texts_b)), (task, split)
+        if per_class is None:
+            assert 0.0 <= data.labels.min() and data.labels.max() <= 5.0
+        else:
+            counts = np.bincount(data.labels, minlength=len(per_class)).tolist()
+            assert counts == per_class, (task, split, counts)
+    mrpc = load_split("mrpc", "dev", data=glue_dir)  # the BOM before "Quality" is not a column name
+    assert mrpc.texts_a[0].startswith("He said the foodservice pie business")
+    mnli = load_split("mnli", "dev_mismatched", data=glue_dir)
+    assert mnli.texts_a[0].startswith("Your contribution helped") and mnli.labels[0] == 2
+
+
+def test_glue_file_follows_its_header(tmp_path):
+    """Columns by name, in any order and case, under the task's own or its GLUE file's names."""
+    (tmp_path / "MNLI").mkdir()
+    (tmp_path / "MNLI" / "train.tsv").write_text(_tsv([
+        ["Gold_Label", "genre", "Sentence2", "index", "sentence1"],
+        ["neutral", "gov", "It is wet.", "0", "It rains."],
+        ["contradiction", "fiction", "No cat.", "1", "A cat."]]))
+    data = load_split("mnli", data=tmp_path)
+    assert data.texts_a == ["It rains.", "A cat."] and data.texts_b == ["It is wet.", "No cat."]
+    assert data.labels.tolist() == [1, 2]
+    (tmp_path / "MNLI" / "train.tsv").write_text(_tsv([  # the task's own (HF) names win
+        ["premise", "hypothesis", "label", "sentence1", "gold_label"],
+        ["p", "h", "0", "not me", "contradiction"]]))
+    data = load_split("mnli", data=tmp_path)
+    assert (data.texts_a, data.texts_b, data.labels.tolist()) == (["p"], ["h"], [0])
+    (tmp_path / "QQP").mkdir()
+    (tmp_path / "QQP" / "dev.tsv").write_text(_tsv([
+        ["index", "question1", "question2", "is_duplicate"], ["7", "Why?", "How?", "1"]]))
+    assert load_split("qqp", "dev", data=tmp_path).labels.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("task", "rows", "says"),
+    [
+        ("mnli", [["index", "s1", "s2", "y"], ["0", "a", "b", "neutral"]],
+         "premise or sentence1, hypothesis or sentence2, label or gold_label"),
+        ("rte", [["0", "A man.", "A dog.", "entailment"]], "its first row holds '0', 'A man.'"),
+        ("stsb", [["x", "y", "z"], ["0", "a", "1.0"]], "nor GLUE's headerless layout"),
+        ("qqp", [["id", "question1", "question2", "duplicate"], ["0", "a", "b", "1"]],
+         "label or is_duplicate"),
+    ],
+)
+def test_glue_file_of_neither_layout_is_refused_in_one_line(tmp_path, task, rows, says):
+    folder = tmp_path / get_task(task).glue_folder
+    folder.mkdir()
+    (folder / "train.tsv").write_text(_tsv(rows))
+    with pytest.raises(LaglessError, match="matches neither a header") as error:
+        load_split(task, data=tmp_path)
+    message = str(error.value)
+    assert says in message and "\n" not in message and "--text-columns" in message
+
+
+def test_glue_folder_with_named_columns(tmp_path):
+    from lagless.kdlora.config import KDLoRAConfig
+    from lagless.kdlora.task_data import load_task_data
+
+    (tmp_path / "MNLI").mkdir()
+    rows = [["s1", "s2", "y"], *([f"a {i}", f"b {i}", "neutral"] for i in range(12))]
+    for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
+        (tmp_path / "MNLI" / name).write_text(_tsv(rows))
+    data = load_task_data(KDLoRAConfig(task="mnli", data=str(tmp_path), text_columns="s1,s2",
+                                       label_column="y"))
+    assert len(data.train) == 12 and set(data.dev) == {"matched", "mismatched"}
+    assert data.train.texts_b[3] == "b 3" and set(data.train.labels.tolist()) == {1}
+
+
 # ------------------------------------------------------------------- any table (CSV/TSV/JSONL)
 
 

@@ -31,9 +31,10 @@ class KDLoRAConfig:
                                     "Hugging Face hub)", metavar="PATH")
     dev_data: str | None = option(None, "separate dev file when --data is a single file; "
                                         "without it, 10%% of that file is held out", metavar="FILE")
-    text_columns: str | None = option(None, "comma-separated text columns of a CSV/TSV/JSONL file",
-                                      metavar="A[,B]")
-    label_column: str | None = option(None, "label column of a CSV/TSV/JSONL file", metavar="NAME")
+    text_columns: str | None = option(None, "comma-separated text columns of a CSV/TSV/JSONL file "
+                                            "(or of every file of a GLUE folder)", metavar="A[,B]")
+    label_column: str | None = option(None, "label column of a CSV/TSV/JSONL file (or of every "
+                                            "file of a GLUE folder)", metavar="NAME")
     model: str | None = option(None, "teacher / base model: a Hugging Face id or a local folder "
                                      "(default: the bundled all-MiniLM-L6-v2)", metavar="ID|DIR")
     teacher: str | None = option(None, "run folder of an 'fft' step, the KD teacher (kd-lora only)",

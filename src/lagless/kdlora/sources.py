@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,25 +54,31 @@ class TextSplit:
 
 @dataclass(frozen=True)
 class _GlueLayout:
-    """Where texts and label sit in a GLUE task file: by header name, or by position (0-based,
-    -1 = last) for files without a header. A file is read by name when its first row holds all
-    the names, by position otherwise."""
+    """Where texts and label sit in a GLUE task file.
 
-    names: tuple[str, ...] | None
+    A file with a header row is read by column name: each of the task's own columns (its HF
+    ``text_columns`` and "label") may also appear under one of its ``aliases`` (the names of
+    the official GLUE file or of a converted copy), in any order, any case. ``positions``
+    (0-based, -1 = last; texts then label) read a file that has no header row.
+    """
+
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     positions: tuple[int, ...] | None = None
 
 
 _GLUE_LAYOUTS: dict[str, _GlueLayout] = {
-    "cola": _GlueLayout(None, (3, 1)),  # no header: source, label, original label, sentence
-    "sst2": _GlueLayout(("sentence", "label")),
-    "mrpc": _GlueLayout(("#1 String", "#2 String", "Quality")),
-    "qqp": _GlueLayout(("question1", "question2", "is_duplicate")),
+    "cola": _GlueLayout(positions=(3, 1)),  # no header: source, label, original label, sentence
+    "sst2": _GlueLayout(),
+    "mrpc": _GlueLayout({"sentence1": ("#1 String",), "sentence2": ("#2 String",),
+                         "label": ("Quality",)}),
+    "qqp": _GlueLayout({"label": ("is_duplicate",)}),
     # The official file has a header; the local copy has none (texts in columns 7 and 8).
-    "stsb": _GlueLayout(("sentence1", "sentence2", "score"), (7, 8, -1)),
-    "mnli": _GlueLayout(("sentence1", "sentence2", "gold_label")),
-    "qnli": _GlueLayout(("question", "sentence", "label")),
-    "rte": _GlueLayout(("sentence1", "sentence2", "label")),
-    "wnli": _GlueLayout(("sentence1", "sentence2", "label")),
+    "stsb": _GlueLayout({"label": ("score",)}, positions=(7, 8, -1)),
+    "mnli": _GlueLayout({"premise": ("sentence1",), "hypothesis": ("sentence2",),
+                         "label": ("gold_label",)}),
+    "qnli": _GlueLayout(),
+    "rte": _GlueLayout(),
+    "wnli": _GlueLayout(),
 }
 
 _GLUE_FILES = {
@@ -184,25 +190,70 @@ def _by_header(
     return _pick(path, rows[1:], [header.index(c) for c in wanted])
 
 
+def _glue_columns(header: Sequence[str], wanted: Sequence[str], layout: _GlueLayout) -> list[int] | None:
+    """Positions of the ``wanted`` columns (or their aliases) in a header row; None if one lacks."""
+    where = {}
+    for i, name in enumerate(header):
+        where.setdefault(name.strip().lower(), i)
+    columns = []
+    for name in wanted:
+        found = [where[n.lower()] for n in (name, *layout.aliases.get(name, ())) if n.lower() in where]
+        if not found:
+            return None
+        columns.append(found[0])
+    return columns
+
+
+def _is_data_row(task: TaskSpec, row: Sequence[str], positions: Sequence[int]) -> bool:
+    """Whether a first row is an example of the headerless layout (and not a header)."""
+    if len(row) < max(c + 1 if c >= 0 else -c for c in positions):
+        return False
+    try:
+        _parse_label(task, row[positions[-1]], "")
+    except LaglessError:
+        return False
+    return True
+
+
+def _layout_mismatch(path: Path, task: TaskSpec, wanted: Sequence[str], header: Sequence[str],
+                     layout: _GlueLayout) -> LaglessError:
+    """One line: which columns the task needs and what the file's first row holds instead."""
+    needs = ", ".join(" or ".join((name, *layout.aliases.get(name, ()))) for name in wanted)
+    headerless = ""
+    if layout.positions is not None:
+        *texts, label = [c + 1 for c in layout.positions]
+        where = "the last column" if label == 0 else f"column {label}"
+        headerless = (f" nor GLUE's headerless layout (text in column {' and '.join(map(str, texts))}"
+                      f", label in {where})")
+    shown = [c.strip()[:24] for c in header[:10]] + (["..."] if len(header) > 10 else [])
+    return LaglessError(
+        f"{path} matches neither a header with the {task.name} columns ({needs}){headerless}; "
+        f"its first row holds {', '.join(map(repr, shown))}. Name the columns with "
+        "--text-columns and --label-column"
+    )
+
+
 def _read_tsv(
     path: Path, task: TaskSpec, wanted: Sequence[str], glue_layout: bool
 ) -> list[_Record]:
     """Records from a tab-separated file, GLUE style (no quoting: GLUE text has stray quotes).
 
-    Columns are found by name; with ``glue_layout`` a file without those names is read in
-    the task's GLUE layout instead (e.g. MNLI's gold_label, STS-B's headerless columns).
+    Columns are found by name in the header row. With ``glue_layout`` a column may also go by
+    its name in the task's GLUE file (MNLI's gold_label, MRPC's "#1 String", ...), and a task
+    with a headerless GLUE layout (CoLA, the local STS-B) is read by position when the first
+    row is an example; any other file is refused with one line that says what was expected.
     """
     rows = _read_delimited(path, "\t", csv.QUOTE_NONE)
-    if not rows:
-        return []
-    header = {c.strip() for c in rows[0][1]}
+    if not rows or not glue_layout:
+        return _by_header(path, rows, wanted)
     layout = _GLUE_LAYOUTS[task.name]
-    if glue_layout and not header.issuperset(wanted):
-        if layout.names is not None and header.issuperset(layout.names):
-            wanted = layout.names
-        elif layout.positions is not None:
-            return _pick(path, rows, layout.positions)
-    return _by_header(path, rows, wanted)
+    header = rows[0][1]
+    columns = _glue_columns(header, wanted, layout)
+    if columns is not None:
+        return _pick(path, rows[1:], columns)
+    if layout.positions is not None and _is_data_row(task, header, layout.positions):
+        return _pick(path, rows, layout.positions)
+    raise _layout_mismatch(path, task, wanted, header, layout)
 
 
 def _read_jsonl(path: Path, wanted: Sequence[str]) -> list[_Record]:

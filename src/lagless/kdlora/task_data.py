@@ -62,7 +62,7 @@ def load_task_data(config: KDLoRAConfig) -> TaskData:
             train, held_out = _holdout(train, config.seed)
             dev = {"dev": held_out}
         return TaskData(task=task, train=train, dev=dev)
-    train = load_split(task, "train", data=config.data, **train_rows)
-    dev = {name: load_split(task, split, data=config.data, **dev_rows)
+    train = load_split(task, "train", data=config.data, **columns, **train_rows)
+    dev = {name: load_split(task, split, data=config.data, **columns, **dev_rows)
            for name, split in _dev_names(task).items()}
     return TaskData(task=task, train=train, dev=dev)
