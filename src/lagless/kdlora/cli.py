@@ -1,4 +1,4 @@
-"""``lagless kdlora run | train | predict``: the KD-LoRA pipeline on GLUE-style text tasks.
+"""``lagless kdlora run | train | predict | import-onnx``: the KD-LoRA pipeline on GLUE-style text tasks.
 
 transformers and PEFT are imported inside the commands: the parser is built on every call.
 """
@@ -47,6 +47,20 @@ def add_parser(sub) -> None:
     pred.add_argument("text_b", metavar="SECOND", nargs="?", help="the second sentence, for pair tasks")
     pred.set_defaults(func=_cmd_predict)
 
+    imp = ksub.add_parser("import-onnx", help="convert a BERT-family ONNX export into a transformers folder",
+                          description="Rebuild the BERT-family encoder in an ONNX file as a transformers "
+                                      "folder (config.json, model.safetensors, tokenizer), checked "
+                                      "against onnxruntime before anything is written.")
+    imp.add_argument("onnx_file", metavar="FILE", help="the .onnx file")
+    imp.add_argument("--out", required=True, metavar="DIR", help="new folder to write")
+    imp.add_argument("--tokenizer", metavar="DIR", help="folder with the model's tokenizer (default: "
+                     "tokenizer files beside FILE, else the bundled MiniLM's when the vocabularies "
+                     "have the same size)")
+    imp.add_argument("--tolerance", type=float, metavar="T",
+                     help="largest max-abs difference from onnxruntime's hidden states accepted "
+                          "(default: 1e-4)")
+    imp.set_defaults(func=_cmd_import_onnx)
+
 
 def _config(args):
     from lagless.kdlora.config import KDLoRAConfig
@@ -92,4 +106,20 @@ def _cmd_predict(args) -> int:
     else:
         probs = ", ".join(f"{k} {v:.3f}" for k, v in out["probabilities"].items())
         print(f"{out['label']} ({probs})")
+    return 0
+
+
+def _cmd_import_onnx(args) -> int:
+    from lagless.kdlora.onnx_import import DEFAULT_TOLERANCE, import_onnx
+
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    r = import_onnx(args.onnx_file, args.out, tokenizer=args.tokenizer, tolerance=tolerance)
+    c = r.config
+    print(f"{c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_attention_heads']} heads, "
+          f"intermediate {c['intermediate_size']}, vocabulary {c['vocab_size']:,}; matches onnxruntime "
+          f"to {r.max_abs_diff:.1e} (max abs difference, output {r.output_name!r})")
+    print(f"tokenizer: {r.tokenizer_source}")
+    for note in r.notes:
+        print(f"note: {note}")
+    print(f"written to {r.out_dir}")
     return 0
