@@ -7,7 +7,8 @@ import pytest
 from lagless.cli import main
 
 TINY = ["--task", "sst2", "--train-limit", "64", "--dev-limit", "32", "--epochs", "1",
-        "--batch-size", "16", "--max-length", "32", "--latency-repeats", "2", "--no-progress"]
+        "--batch-size", "16", "--max-length", "32", "--latency-repeats", "2", "--no-progress",
+        "--student-layers", "0,2,4"]  # the cut student (the default L3 is tested in test_kdlora_onnx)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lagless.errors import LaglessError
 from lagless.kdlora.config import KDLoRAConfig
+from lagless.kdlora.default_student import L3_NAME, default_student_path
 from lagless.kdlora.lora import LoraSettings, apply_lora
 from lagless.kdlora.models import default_model_path, load_model, quiet_transformers
 from lagless.kdlora.sources import TextSplit
@@ -68,13 +69,26 @@ def _training_texts(train: TextSplit) -> list:
     return list(zip(train.texts_a, train.texts_b, strict=True))
 
 
+def _default_pretrained_student(config: KDLoRAConfig) -> str | None:
+    """The converted paraphrase-MiniLM-L3-v2 when no student is named and the teacher is the
+    bundled MiniLM (whose vocabulary it shares); None when a cut student is asked for (layers,
+    ``--student-init base``), the teacher is another model, or the L3 package is missing."""
+    if config.student_layers or config.student_init != "teacher":
+        return None
+    if config.model and config.model != default_model_path():
+        return None
+    return default_student_path()
+
+
 def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir: Path,
                   teacher_model, teacher_tokenizer) -> BuiltModel:
     """The kd-lora student before LoRA, saved under ``RUN/student_base`` so it can be reloaded."""
     info: dict = {}
-    if config.student_model:
-        student, tokenizer = _load(config.student_model, task)
-        name = config.student_model
+    pretrained = config.student_model or _default_pretrained_student(config)
+    if pretrained:
+        student, tokenizer = _load(pretrained, task)
+        name = config.student_model or L3_NAME
+        info["student_model"] = name
     else:
         base = config.model or default_model_path()
         if config.student_init == "teacher":

@@ -39,10 +39,13 @@ class KDLoRAConfig:
                                      "(default: the bundled all-MiniLM-L6-v2)", metavar="ID|DIR")
     teacher: str | None = option(None, "run folder of an 'fft' step, the KD teacher (kd-lora only)",
                                  metavar="DIR")
-    student_model: str | None = option(None, "the student's own pretrained model; default: keep "
+    student_model: str | None = option(None, "the student's own pretrained model; default: "
+                                             "paraphrase-MiniLM-L3-v2 (converted from its ONNX "
+                                             "package, cached) for the bundled teacher, else keep "
                                              "--student-layers of --model", metavar="ID|DIR")
-    student_layers: str | None = option(None, "teacher layers the student keeps, e.g. 0,2,4 "
-                                              "(default: every other layer)", metavar="L,L,..")
+    student_layers: str | None = option(None, "cut the student from the teacher, keeping these "
+                                              "layers, e.g. 0,2,4 (every other layer when the "
+                                              "student is cut by default)", metavar="L,L,..")
     student_init: str = option("teacher", "where a cut student's layers come from: teacher (the "
                                           "fine-tuned teacher's weights, head included) or base "
                                           "(the pretrained --model)", metavar="FROM")
