@@ -16,6 +16,7 @@ from lagless.kdlora.distill_loss import kd_loss, task_loss
 from lagless.kdlora.sources import load_split
 from lagless.kdlora.tasks import get_task
 from lagless.kdlora.teacher_outputs import (
+    cached_teacher_logits,
     load_teacher_logits,
     save_teacher_logits,
     teacher_logits,
@@ -179,3 +180,15 @@ def test_save_and_load_teacher_logits(tmp_path):
     save_teacher_logits(bad, torch.tensor([[0.0, float("nan")]]))
     with pytest.raises(LaglessError, match="NaN"):
         load_teacher_logits(bad, expected_rows=1)
+
+
+def test_cached_teacher_logits_only_for_their_key(tmp_path):
+    logits = torch.randn(5, 2)
+    path = save_teacher_logits(tmp_path / "logits.safetensors", logits, key="teacher-a rows-b")
+    assert torch.equal(cached_teacher_logits(path, "teacher-a rows-b", expected_rows=5), logits)
+    assert cached_teacher_logits(path, "teacher-c rows-b", expected_rows=5) is None
+    assert cached_teacher_logits(tmp_path / "missing.safetensors", "x", expected_rows=5) is None
+    save_teacher_logits(path, logits)  # no key, as written before keys were stored
+    assert cached_teacher_logits(path, "teacher-a rows-b", expected_rows=5) is None
+    path.write_bytes(b"not a safetensors file")
+    assert cached_teacher_logits(path, "teacher-a rows-b", expected_rows=5) is None

@@ -69,7 +69,7 @@ def _training_texts(train: TextSplit) -> list:
     return list(zip(train.texts_a, train.texts_b, strict=True))
 
 
-def _default_pretrained_student(config: KDLoRAConfig) -> str | None:
+def default_pretrained_student(config: KDLoRAConfig) -> str | None:
     """The converted paraphrase-MiniLM-L3-v2 when no student is named and the teacher is the
     bundled MiniLM (whose vocabulary it shares); None when a cut student is asked for (layers,
     ``--student-init base``), the teacher is another model, or the L3 package is missing."""
@@ -84,7 +84,7 @@ def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_di
                   teacher_model, teacher_tokenizer) -> BuiltModel:
     """The kd-lora student before LoRA, saved under ``RUN/student_base`` so it can be reloaded."""
     info: dict = {}
-    pretrained = config.student_model or _default_pretrained_student(config)
+    pretrained = config.student_model or default_pretrained_student(config)
     if pretrained:
         student, tokenizer = _load(pretrained, task)
         name = config.student_model or L3_NAME

@@ -1,7 +1,9 @@
 """``lagless kdlora run``: teacher (fft), LoRA baseline and KD-LoRA student on one task, then a table.
 
-Each step writes its own run folder under ``OUT/``; a step whose ``metrics.json`` exists is
-reused, so an interrupted pipeline resumes at the step it was in.
+Each step writes its own run folder under ``OUT/``. A finished step is reused when it was made
+with the same settings (config, data digests, model checkpoints: see ``provenance``), so an
+interrupted pipeline resumes at the step it was in; a step whose settings differ is trained
+again, and the message says what differs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from lagless.kdlora.comparison import write_comparison
 from lagless.kdlora.config import KDLoRAConfig
-from lagless.kdlora.step import read_step_result, run_step
+from lagless.kdlora.step import reusable_result, run_step
 from lagless.kdlora.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -30,14 +32,18 @@ def run_pipeline(config: KDLoRAConfig, *, say=print) -> list[dict]:
     records = []
     for method, sub in STEP_DIRS.items():
         step_dir = out / sub
-        done = read_step_result(step_dir)
+        step = dataclasses.replace(config, method=method, run_dir=str(step_dir),
+                                   teacher=str(out / STEP_DIRS["fft"]) if method == "kd-lora" else None)
+        done, differences = reusable_result(step)
         if done is not None:
             say(f"{method}: reusing the finished run in {step_dir}")
             records.append(done)
             continue
-        say(f"{method}: training, run folder {step_dir}")
-        step = dataclasses.replace(config, method=method, run_dir=str(step_dir),
-                                   teacher=str(out / STEP_DIRS["fft"]) if method == "kd-lora" else None)
+        if differences:
+            say(f"{method}: training again in {step_dir}; the finished run there differs: "
+                + "; ".join(differences))
+        else:
+            say(f"{method}: training, run folder {step_dir}")
         records.append(run_step(step))
     write_comparison(records, out)
     return records

@@ -20,15 +20,20 @@ from lagless import __version__
 from lagless.config import config_to_dict
 from lagless.errors import LaglessError
 from lagless.kdlora.batching import encode_split, sequence_lengths
-from lagless.kdlora.build import BuiltModel, build_model
+from lagless.kdlora.build import BuiltModel, build_model, default_pretrained_student
 from lagless.kdlora.config import KDLoRAConfig
 from lagless.kdlora.efficiency import inference_latency, model_size_on_disk_mb, peak_train_memory_mb
 from lagless.kdlora.fit import fit
 from lagless.kdlora.lora import count_parameters, merge_lora, save_adapter
-from lagless.kdlora.models import load_model, quiet_transformers
+from lagless.kdlora.models import default_model_path, load_model, quiet_transformers
+from lagless.kdlora.provenance import settings_differences, step_settings, teacher_logits_key
 from lagless.kdlora.task_data import TaskData, load_task_data
 from lagless.kdlora.tasks import TaskSpec, get_task
-from lagless.kdlora.teacher_outputs import load_teacher_logits, save_teacher_logits, teacher_logits
+from lagless.kdlora.teacher_outputs import (
+    cached_teacher_logits,
+    save_teacher_logits,
+    teacher_logits,
+)
 from lagless.runs import MetricsLogger, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -70,25 +75,59 @@ def read_step_result(run_dir: str | Path) -> dict | None:
         raise LaglessError(f"{path} is corrupt: delete the folder and train that step again") from None
 
 
-def _teacher(config: KDLoRAConfig, data: TaskData, run_dir: Path, device: torch.device):
-    """The teacher model, its tokenizer and its logits on the training examples, by example index."""
+def _teacher_folder(config: KDLoRAConfig, task: TaskSpec) -> str:
+    """The fine-tuned model of kd-lora's ``--teacher`` run, checked to be a finished fft run of ``task``."""
     done = read_step_result(config.teacher)
     if done is None:
         raise LaglessError(f"--teacher {config.teacher} is not a finished 'fft' run (no {METRICS_JSON})")
-    if done.get("task") != data.task.name or done.get("method") != "fft":
+    if done.get("task") != task.name or done.get("method") != "fft":
         raise LaglessError(f"--teacher {config.teacher} is a {done.get('method')} run on "
-                           f"{done.get('task')}; kd-lora on {data.task.name} needs an fft teacher "
+                           f"{done.get('task')}; kd-lora on {task.name} needs an fft teacher "
                            "of the same task")
-    model, tokenizer = load_model(str(exported_model_dir(config.teacher)), num_labels=data.task.num_labels,
+    return str(exported_model_dir(config.teacher))
+
+
+def _settings(config: KDLoRAConfig, data: TaskData, device: torch.device) -> dict:
+    kd = config.method == "kd-lora"
+    return step_settings(config, train=data.train, dev=data.dev, device=device.type,
+                         model=config.model or default_model_path(),
+                         teacher=_teacher_folder(config, data.task) if kd else None,
+                         student=(config.student_model or default_pretrained_student(config))
+                         if kd else None)
+
+
+def reusable_result(config: KDLoRAConfig) -> tuple[dict | None, list[str]]:
+    """A finished step's record when it was made with the settings ``config`` asks for now.
+
+    Returns (record, []) to reuse; (None, what differs) when the step in ``config.run_dir``
+    finished with other settings; (None, []) when it never finished.
+    """
+    done = read_step_result(config.run_dir)
+    if done is None:
+        return None, []
+    config.validate()
+    wanted = _settings(config, load_task_data(config), resolve_device(config.device))
+    differences = settings_differences(done.get("settings"), wanted)
+    return (None, differences) if differences else (done, [])
+
+
+def _teacher(config: KDLoRAConfig, data: TaskData, run_dir: Path, device: torch.device, settings: dict):
+    """The teacher model, its tokenizer and its logits on the training examples, by example index.
+
+    The logits are cached in the run folder under a key of the teacher's checkpoint, the
+    training rows and the max length; a cache made for anything else is recomputed.
+    """
+    model, tokenizer = load_model(_teacher_folder(config, data.task), num_labels=data.task.num_labels,
                                   regression=data.task.is_regression, label_names=data.task.label_names)
     model.to(device)
-    cache = run_dir / TEACHER_LOGITS
-    if cache.exists():
-        return model, tokenizer, load_teacher_logits(cache, expected_rows=len(data.train))
+    cache, key = run_dir / TEACHER_LOGITS, teacher_logits_key(settings)
+    cached = cached_teacher_logits(cache, key, expected_rows=len(data.train))
+    if cached is not None:
+        return model, tokenizer, cached
     encoded = encode_split(data.train, tokenizer, max_length=config.max_length)
     logits = teacher_logits(model, encoded, tokenizer, batch_size=2 * config.batch_size,
                             device=str(device), progress=config.progress)
-    save_teacher_logits(cache, logits)
+    save_teacher_logits(cache, logits, key=key)
     return model, tokenizer, logits
 
 
@@ -141,13 +180,15 @@ def run_step(config: KDLoRAConfig) -> dict:
         torch.set_num_threads(config.threads)
     run_dir = Path(config.run_dir or default_run_dir(config))
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / METRICS_JSON).unlink(missing_ok=True)  # a folder being retrained is not finished
     atomic_write_json(run_dir / "config.json", config_to_dict(config))
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = load_task_data(config)
+    settings = _settings(config, data, device)
     teacher_model = teacher_tokenizer = teacher = None
     if config.method == "kd-lora":
-        teacher_model, teacher_tokenizer, teacher = _teacher(config, data, run_dir, device)
+        teacher_model, teacher_tokenizer, teacher = _teacher(config, data, run_dir, device, settings)
     built = build_model(config, data.task, data.train, run_dir, teacher_model, teacher_tokenizer)
     del teacher_model
     train_ds = encode_split(data.train, built.tokenizer, max_length=config.max_length)
@@ -172,6 +213,7 @@ def run_step(config: KDLoRAConfig) -> dict:
         "seed": config.seed, "train_examples": len(data.train),
         "dev_examples": {n: len(s) for n, s in data.dev.items()}, "train_time_s": round(train_time, 1),
         "device": str(device), "lagless_version": __version__, **built.info,
+        "settings": settings,
     }
     atomic_write_json(run_dir / METRICS_JSON, record)
     return record

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
@@ -21,7 +21,7 @@ from lagless.errors import LaglessError
 from lagless.kdlora.batching import EncodedDataset, make_loader
 from lagless.runs import atomic_write_bytes
 
-__all__ = ["load_teacher_logits", "save_teacher_logits", "teacher_logits"]
+__all__ = ["cached_teacher_logits", "load_teacher_logits", "save_teacher_logits", "teacher_logits"]
 
 _KEY = "teacher_logits"
 
@@ -72,15 +72,38 @@ def teacher_logits(
     return out
 
 
-def save_teacher_logits(path: str | os.PathLike[str], logits: torch.Tensor) -> Path:
-    """Write logits to a safetensors file atomically (with the lagless version as metadata)."""
+def save_teacher_logits(path: str | os.PathLike[str], logits: torch.Tensor, *,
+                        key: str | None = None) -> Path:
+    """Write logits to a safetensors file atomically (with the lagless version as metadata).
+
+    ``key`` names what they were computed from (teacher checkpoint, rows, max length: see
+    ``provenance.teacher_logits_key``); ``cached_teacher_logits`` reads them back only for it.
+    """
     if logits.ndim != 2:
         raise ValueError(f"teacher logits must be (N, C), got {tuple(logits.shape)}")
-    data = save(
-        {_KEY: logits.detach().float().cpu().contiguous()},
-        metadata={"lagless_version": lagless.__version__, "rows": str(logits.shape[0])},
-    )
+    metadata = {"lagless_version": lagless.__version__, "rows": str(logits.shape[0])}
+    if key is not None:
+        metadata["key"] = key
+    data = save({_KEY: logits.detach().float().cpu().contiguous()}, metadata=metadata)
     return atomic_write_bytes(path, data)
+
+
+def cached_teacher_logits(path: str | os.PathLike[str], key: str,
+                          expected_rows: int) -> torch.Tensor | None:
+    """The logits at ``path`` if they were saved for ``key``; None when there are none, when they
+    were computed from another teacher or other data, or when the file is unreadable (a cache
+    is recomputed, not repaired)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(path, framework="pt") as f:
+            saved = (f.metadata() or {}).get("key")
+    except (SafetensorError, OSError, ValueError):
+        return None
+    if saved != key:
+        return None
+    return load_teacher_logits(path, expected_rows)
 
 
 def load_teacher_logits(path: str | os.PathLike[str], expected_rows: int) -> torch.Tensor:
