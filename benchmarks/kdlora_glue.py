@@ -9,7 +9,8 @@ price those choices: once with the full vocabulary, once cut from the pretrained
 
 (On a busy 2-core machine one thread is several times faster than two that fight for a core.)
 
-Each task's finished steps are reused from ``--work-dir``, so an interrupted run resumes.
+Each task's finished steps are reused from ``--work-dir`` when their settings match, so an
+interrupted run resumes.
 After training, the three deployed models of a task are timed again side by side, in
 interleaved rounds, so that their latencies share the machine's load. Writes
 ``benchmarks/results/kdlora_glue.json`` (records + goal summary) and ``kdlora_glue.md``.
@@ -42,7 +43,7 @@ from lagless.kdlora.config import KDLoRAConfig
 from lagless.kdlora.efficiency import inference_latency
 from lagless.kdlora.models import quiet_transformers
 from lagless.kdlora.pipeline import run_pipeline
-from lagless.kdlora.step import exported_model_dir, read_step_result, run_step
+from lagless.kdlora.step import exported_model_dir, read_step_result, reusable_result, run_step
 from lagless.runs import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,12 +109,13 @@ def run_task(task: str, args) -> list[dict]:
     variants = VARIANTS if args.variants else {}
     for method, changes in variants.items():
         variant_dir = args.work_dir / task / method
-        result = read_step_result(variant_dir)
+        step = dataclasses.replace(config, method="kd-lora", run_dir=str(variant_dir),
+                                   teacher=str(args.work_dir / task / "teacher"), **changes)
+        result, differences = reusable_result(step)  # reused only with the same settings
         if result is None:
-            print(f"[{task}] {method}: {variant_dir}", flush=True)
-            result = run_step(dataclasses.replace(config, method="kd-lora", run_dir=str(variant_dir),
-                                                  teacher=str(args.work_dir / task / "teacher"),
-                                                  **changes))
+            again = f" (trained again: {'; '.join(differences)})" if differences else ""
+            print(f"[{task}] {method}: {variant_dir}{again}", flush=True)
+            result = run_step(step)
         records.append({**result, "method": method})
     dirs = {"fft": "teacher", "lora": "lora", "kd-lora": "kd-lora", **{m: m for m in variants}}
     seq_len = records[0]["latency_seq_len"]
