@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     run = ksub.add_parser("run", help="teacher, LoRA and KD-LoRA on one task, then a comparison table",
                           description="Train the teacher (fft), the LoRA baseline and the KD-LoRA "
                                       "student on --task, each in OUT/<step>, and write "
-                                      "OUT/comparison.{md,json,png}. Finished steps are reused.",
+                                      "OUT/comparison.{md,json,png}. A finished step is reused when "
+                                      "its settings and data match; otherwise it is trained again.",
                           formatter_class=FORMATTER)
     run.add_argument("--config", metavar="FILE.json", help="load options from a JSON config")
     add_config_arguments(run, KDLoRAConfig, exclude=("method", "teacher"))
