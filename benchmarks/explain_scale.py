@@ -48,7 +48,7 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--episode-steps", type=int, default=300, help="steps per episode with --kind")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads of discovery (its --threads)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of discovery")
-    p.add_argument("--updates", type=int, default=None, help="training updates (default: config)")
+    p.add_argument("--updates", type=int, default=None, help="training updates (default: the config's, which grow with the data)")
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     p.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)  # internal: one measurement
     return p.parse_args(argv)
@@ -129,7 +129,7 @@ def measure(spec: str, args: argparse.Namespace) -> dict:
         "num_behaviours": summary["num_behaviours"], "codes_in_use": summary["codes_in_use"],
         "perplexity": round(summary["perplexity"], 2),
         "reconstruction_mse": summary["reconstruction_mse"],
-        "updates": config.updates, "threads": config.threads,
+        "updates": summary["updates"], "threads": config.threads,
     }
     if labels is not None:
         from lagless.explain.segments import find_segments

@@ -41,6 +41,19 @@ def test_recovers_planted_behaviours(planted_run):
     assert 3 <= summary["num_behaviours"] <= 6
     assert summary["codebook_usage"] > 0.25 and summary["perplexity"] > 4
     assert np.isfinite(summary["reconstruction_mse"])
+    assert summary["updates"] == 300
+    choice = summary["confidence"]["eigengap"]
+    assert choice["best"] >= summary["num_behaviours"] and str(choice["runner_up"]) in choice["gaps"]
+    assert isinstance(summary["confidence"]["warnings"], list)
+    assert "How sure is this?" in (out / "report.html").read_text()
+
+
+def test_updates_follow_the_data_size():
+    config = DiscoverConfig()
+    assert config.updates_for(5_000) == config.updates_for(20_000) == 1500
+    assert 1500 < config.updates_for(100_000) < config.updates_for(500_000) <= 6000
+    assert config.updates_for(10_000_000) == 6000
+    assert DiscoverConfig(updates=77).updates_for(10_000_000) == 77
 
 
 def test_labels_align_with_steps_and_segments_tile_episodes(planted_run):

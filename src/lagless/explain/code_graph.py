@@ -9,9 +9,13 @@ share of edge weight that comes from similarity.
   code. This local bandwidth links codes that split one cluster of steps (near-duplicates)
   strongly and unrelated codes hardly at all; a global bandwidth or cosine would link
   everything to everything and blur the clusters.
-- Transitions: counts of consecutive steps of one episode whose codes go i -> j, self-
-  transitions excluded, symmetrised (C + C^T). Normalised cut on these counts looks for
-  sets of codes that the data rarely leaves, which is what a behaviour is.
+- Transitions: counts of steps of one episode whose codes go i -> j within ``lags`` steps
+  (t -> t+1, ..., t -> t+lags), self-transitions excluded, symmetrised (C + C^T).
+  Normalised cut on these counts looks for sets of codes that the data rarely leaves, which
+  is what a behaviour is. Counting only consecutive steps (lags = 1) links the codes of one
+  behaviour as a chain when they follow a slowly changing quantity (a heading, a current),
+  and a chain is easy to cut; counting every pair a few steps apart links them all to each
+  other, so only the switches between behaviours stay weak.
 """
 
 from __future__ import annotations
@@ -57,14 +61,19 @@ def code_similarity(vectors: np.ndarray) -> np.ndarray:
     return sim
 
 
-def transition_counts(codes: np.ndarray, episode_ids: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """Symmetrised counts of code changes i <-> j between consecutive steps of one episode."""
+def transition_counts(codes: np.ndarray, episode_ids: np.ndarray, used: np.ndarray,
+                      lags: int = 1) -> np.ndarray:
+    """Symmetrised counts of code changes i <-> j from a step to each of the next ``lags``
+    steps of its episode."""
     index = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
     index[used] = np.arange(len(used))
-    a, b = index[codes[:-1]], index[codes[1:]]
-    keep = (episode_ids[:-1] == episode_ids[1:]) & (a != b)
     c = len(used)
-    counts = np.bincount(a[keep] * c + b[keep], minlength=c * c).reshape(c, c).astype(np.float64)
+    counts = np.zeros(c * c, dtype=np.float64)
+    for lag in range(1, lags + 1):
+        a, b = index[codes[:-lag]], index[codes[lag:]]
+        keep = (episode_ids[:-lag] == episode_ids[lag:]) & (a != b)
+        counts += np.bincount(a[keep] * c + b[keep], minlength=c * c)
+    counts = counts.reshape(c, c)
     return counts + counts.T
 
 
@@ -74,7 +83,7 @@ def _unit_total(weights: np.ndarray) -> np.ndarray:
 
 
 def build_code_graph(codes: np.ndarray, episode_ids: np.ndarray, codebook: np.ndarray, *,
-                     similarity_weight: float = 0.5, behaviours: int | None = None,
+                     similarity_weight: float = 0.5, lags: int = 1, behaviours: int | None = None,
                      max_behaviours: int = 10, min_fraction: float = 0.02,
                      seed: int = 0) -> CodeGraph:
     """Graph over the codes used in ``codes`` (N,), clustered into behaviours.
@@ -85,7 +94,7 @@ def build_code_graph(codes: np.ndarray, episode_ids: np.ndarray, codebook: np.nd
     used = np.flatnonzero(np.bincount(codes, minlength=len(codebook)))
     counts = np.bincount(codes, minlength=len(codebook))[used]
     weights = (similarity_weight * _unit_total(code_similarity(codebook[used]))
-               + (1 - similarity_weight) * _unit_total(transition_counts(codes, episode_ids, used)))
+               + (1 - similarity_weight) * _unit_total(transition_counts(codes, episode_ids, used, lags)))
     behaviour_of_code, eigenvalues, k = spectral_behaviours(
         weights, counts, behaviours=behaviours, max_behaviours=max_behaviours,
         min_fraction=min_fraction, seed=seed)

@@ -22,6 +22,7 @@ import torch
 from lagless import __version__
 from lagless.errors import LaglessError
 from lagless.explain.code_graph import build_code_graph
+from lagless.explain.confidence import discovery_confidence
 from lagless.explain.discover_config import DiscoverConfig
 from lagless.explain.episodes import EpisodeData
 from lagless.explain.segments import behaviour_stats, find_segments, smooth_labels
@@ -84,6 +85,7 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
     began = time.perf_counter()
 
     with MetricsLogger(out, tensorboard=config.tensorboard) as metrics:
+        updates = config.updates_for(data.num_steps)
         model = train_vqvae(data, config, metrics)
         save_vqvae(model, out)
         encoding = encode_steps(model, data, overlap=config.label_overlap,
@@ -100,17 +102,23 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
             "perplexity": perplexity(codes, config.codebook_size),
             "reconstruction_mse": encoding.reconstruction_mse(),
         }
-        metrics.log(config.updates, {f"explain/{k}": summary[k] for k in
+        metrics.log(updates, {f"explain/{k}": summary[k] for k in
                                      ("codebook_usage", "perplexity", "reconstruction_mse")})
 
     episode_ids = data.episode_ids()
     graph = build_code_graph(codes, episode_ids, model.quantizer.codebook.numpy().astype(np.float64),
-                             similarity_weight=config.similarity_weight, behaviours=config.behaviours,
+                             similarity_weight=config.similarity_weight, lags=config.transition_lags,
+                             behaviours=config.behaviours,
                              max_behaviours=config.max_behaviours,
                              min_fraction=config.min_behaviour_fraction, seed=config.seed)
     labels = smooth_labels(graph.label_codes(codes), episode_ids, config.min_segment_length)
     segments = find_segments(labels, episode_ids)
+    confidence = discovery_confidence(graph.eigenvalues, config.max_behaviours,
+                                      config.behaviours is not None, graph.num_behaviours, segments)
+    for warning in confidence["warnings"]:
+        logger.warning(warning)
     summary.update({"num_behaviours": graph.num_behaviours, "num_segments": len(segments),
+                    "confidence": confidence, "updates": updates,
                     "seconds": round(time.perf_counter() - began, 2),
                     "config": dataclasses.asdict(config), "lagless_version": __version__})
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from lagless.config import option
 from lagless.errors import LaglessError
 
+MIN_UPDATES = 1500  # what the suite's 12k-step datasets are measured with
+MAX_UPDATES = 6000  # keeps 1M steps within 15 minutes on 2 cores
+SCALE_FROM_STEPS = 20_000
+
 
 @dataclass
 class DiscoverConfig:
@@ -17,8 +21,11 @@ class DiscoverConfig:
         0.02, "behaviours with a smaller fraction of the steps are merged into the one they are "
         "most connected to (not when --behaviours is given)", metavar="F")
     similarity_weight: float = option(
-        0.5, "weight a of code-vector similarity in the code graph; 1 - a goes to transitions "
+        0.2, "weight a of code-vector similarity in the code graph; 1 - a goes to transitions "
         "between consecutive codes", metavar="A")
+    transition_lags: int = option(
+        8, "steps ahead within which two codes count as following each other in the code graph "
+        "(1: consecutive steps only)", metavar="G")
     min_segment_length: int = option(
         5, "runs of one label shorter than this are relabelled as their longer neighbour "
         "within the episode (1: no smoothing)", metavar="S")
@@ -31,11 +38,22 @@ class DiscoverConfig:
     horizon: int = option(
         4, "future states the decoder predicts from a step's code and state (1: the next "
         "state only); more makes codes tell apart what the agent goes on to do", metavar="H")
+    action_weight: float = option(
+        1.0, "weight of predicting the next actions from a step's code and the states they are "
+        "taken in (0: off); makes codes carry the policy the agent follows", metavar="W")
+    decoder_sees_action: bool = option(
+        True, "the next-state decoder also reads the step's own action, so a code need not carry "
+        "it and carries how the agent goes on instead")
+    state_weight: float = option(
+        0.0, "weight of rebuilding the current state from a step's code alone (0: off); makes "
+        "codes also carry where the agent is", metavar="W")
     d_model: int = option(64, "transformer width", metavar="D")
     layers: int = option(2, "transformer layers", metavar="N")
     heads: int = option(4, "attention heads", metavar="H")
     code_dim: int = option(32, "size of a code vector", metavar="D")
-    updates: int = option(1500, "training updates (each on a batch of random windows)", metavar="U")
+    updates: int | None = option(
+        None, "training updates (each on a batch of random windows); default: 1500, growing with "
+        "the square root of the steps past 20,000, at most 6000", metavar="U")
     batch_size: int = option(64, "windows per training batch", metavar="B")
     label_batch_size: int = option(256, "windows per batch when coding every step", metavar="B")
     lr: float = option(1e-3, "Adam learning rate", metavar="LR")
@@ -47,6 +65,16 @@ class DiscoverConfig:
     seed: int = option(0, "random seed (discovery is deterministic for a seed)", metavar="X")
     progress: bool = option(True, "show progress bars")
     tensorboard: bool = option(False, "also write TensorBoard events next to metrics.csv")
+
+    def updates_for(self, num_steps: int) -> int:
+        """Training updates for a dataset of ``num_steps`` steps: ``updates`` if given, else
+        MIN_UPDATES up to 20,000 steps, then growing as the square root of the size, at most
+        MAX_UPDATES: a bigger dataset holds more variety to learn, but a fixed count would see
+        each of a 1M-step dataset's steps only about three times."""
+        if self.updates is not None:
+            return self.updates
+        scaled = MIN_UPDATES * (max(num_steps, 1) / SCALE_FROM_STEPS) ** 0.5
+        return int(min(MAX_UPDATES, max(MIN_UPDATES, round(scaled))))
 
     def validate(self) -> None:
         """Raise LaglessError naming the first setting that cannot work."""
@@ -64,7 +92,9 @@ class DiscoverConfig:
              "--d-model must be a positive multiple of --heads"),
             (1 <= self.horizon < self.window, f"--horizon must be in [1, window), got {self.horizon}"),
             (self.layers >= 1 and self.code_dim >= 1, "--layers and --code-dim must be at least 1"),
-            (self.updates >= 1, f"--updates must be at least 1, got {self.updates}"),
+            (self.updates is None or self.updates >= 1, f"--updates must be at least 1, got {self.updates}"),
+            (self.transition_lags >= 1, f"--transition-lags must be at least 1, got {self.transition_lags}"),
+            (self.action_weight >= 0 and self.state_weight >= 0, "--action-weight and --state-weight must be >= 0"),
             (self.batch_size >= 1 and self.label_batch_size >= 1, "batch sizes must be at least 1"),
             (self.lr > 0 and self.commitment >= 0, "--lr must be positive and --commitment >= 0"),
             (0.0 < self.ema_decay < 1.0, "--ema-decay must be in (0, 1)"),

@@ -35,6 +35,7 @@ td, th { border: 1px solid #ddd; padding: .2em .5em; text-align: left; }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: .6em; border-top-width: 8px; }
 .card h3 { margin: .1em 0 .4em 0; font-size: 1em; }
 .note { color: #777; font-size: .85em; }
+.warning { background: #fff4e0; border-left: 4px solid #e69500; padding: .4em .8em; margin: .4em 0; }
 img { max-width: 100%; }
 """
 
@@ -109,6 +110,23 @@ def _header(out: Path, discover: dict, num_steps: int | None, num_episodes: int,
     settings = _table(sorted(config.items())) if config else '<p class="note">no discover settings found</p>'
     return (f"<h1>lagless explain: {escape(out.name)}</h1>{_table(rows)}"
             f"<details><summary>discover settings</summary>{settings}</details>")
+
+
+def _confidence(confidence: dict) -> str:
+    """Warnings first, then the eigengap bars and the segmentation numbers."""
+    warnings = "".join(f'<p class="warning">{escape(w)}</p>' for w in confidence.get("warnings", []))
+    choice, check = confidence.get("eigengap") or {}, confidence.get("segments") or {}
+    parts = ["<h2>How sure is this?</h2>", warnings or '<p class="note">no warnings: the eigengap is '
+             'clear and segments are not much shorter than typical</p>']
+    if choice.get("gaps"):
+        parts.append(_img(figures.eigengaps(choice["gaps"], choice.get("best"), choice.get("runner_up")),
+                          "eigengaps"))
+    rows = [("eigengap choice", choice.get("best")), ("runner-up", choice.get("runner_up")),
+            ("best gap / runner-up gap", choice.get("gap_ratio")),
+            ("median segment length", check.get("median_length")),
+            ("share of short segments", check.get("short_share")),
+            ("share of A B A segments", check.get("alternation_share"))]
+    return "".join(parts) + _table(rows)
 
 
 def _example(data: EpisodeData, segment: dict) -> str:
@@ -215,6 +233,8 @@ def write_report(out_dir: str | Path, data: str | Path | EpisodeData | None = No
         parts.append("<h2>Code graph</h2>" + _section("code_graph.json", lambda: _img(figures.code_graph(
             graph["codes"], np.asarray(graph["weights"], dtype=np.float64),
             graph.get("behaviour_of_code", [-1] * len(graph["codes"])), colours), "code graph")))
+    if discover.get("confidence"):
+        parts.append(_section("discover.json", lambda: _confidence(discover["confidence"])))
     if count:
         parts.append(_cards(behaviours, segments, colours, dataset, note))
     if attribution:

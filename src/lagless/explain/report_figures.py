@@ -94,6 +94,19 @@ def code_graph(codes: list[int], weights: np.ndarray, behaviour_of_code: list[in
     return figure_png(fig)
 
 
+def eigengaps(gaps: dict[str, float], best: int | None, runner_up: int | None) -> str:
+    """Bars of the eigengap at each candidate number of behaviours; the best and runner-up marked."""
+    ks = [int(k) for k in gaps]
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    shade = ["#1f77b4" if k == best else "#ff7f0e" if k == runner_up else "#bbbbbb" for k in ks]
+    ax.bar(ks, list(gaps.values()), color=shade)
+    ax.set_xticks(ks)
+    ax.set_xlabel("number of behaviours K")
+    ax.set_ylabel("eigengap")
+    ax.set_title("eigengap per K (blue: chosen, orange: runner-up)", fontsize=9)
+    return figure_png(fig)
+
+
 def grid_frames(frames: np.ndarray, max_frames: int = 8) -> str:
     """Frames of an (H, W, C) grid game, each cell coloured by its highest active channel."""
     picks = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))

@@ -34,6 +34,7 @@ from lagless.runs import atomic_write_bytes, atomic_write_json
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 FORMAT = "lagless.explain.vqvae"
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # bounds of the policy head's log std (normalised actions)
 
 
 @dataclass
@@ -53,6 +54,9 @@ class VQVAEConfig:
     commitment: float = 0.25
     decoder_hidden: int = 128
     horizon: int = 4  # future states the decoder predicts: s[t+1] .. s[t+horizon]
+    action_weight: float = 0.0  # weight of predicting a[t+1..t+horizon] (0: no policy head)
+    state_weight: float = 0.0  # weight of reconstructing s[t] from the code alone (0: no state head)
+    decoder_sees_action: bool = False  # the state decoder also reads a[t], so codes need not carry it
 
 
 class EMAQuantizer(nn.Module):
@@ -114,14 +118,34 @@ class VQVAE(nn.Module):
         self.to_code = nn.Sequential(nn.LayerNorm(c.d_model), nn.Linear(c.d_model, c.code_dim))
         self.quantizer = EMAQuantizer(c.codebook_size, c.code_dim, c.ema_decay)
         self.decoder = nn.Sequential(
-            nn.Linear(c.code_dim + c.obs_dim, c.decoder_hidden), nn.GELU(),
+            nn.Linear(c.code_dim + c.obs_dim + (c.num_actions if c.decoder_sees_action else 0),
+                      c.decoder_hidden), nn.GELU(),
             nn.Linear(c.decoder_hidden, c.decoder_hidden), nn.GELU(),
             nn.Linear(c.decoder_hidden, c.horizon * c.obs_dim))
+        if c.action_weight > 0:
+            # Predicts a[t+k] from step t's code, s[t+k] and k: the code must say how the agent
+            # acts in the coming steps (its policy), not only what it just did.
+            self.register_buffer("act_mean", torch.zeros(c.num_actions))
+            self.register_buffer("act_std", torch.ones(c.num_actions))
+            self.policy_head = nn.Sequential(
+                nn.Linear(c.code_dim + c.obs_dim + c.horizon, c.decoder_hidden), nn.GELU(),
+                nn.Linear(c.decoder_hidden, c.decoder_hidden), nn.GELU(),
+                nn.Linear(c.decoder_hidden, c.num_actions * (1 if c.discrete_actions else 2)))
+        if c.state_weight > 0:
+            # Rebuilds the current state from the code alone: codes then also say where the
+            # agent is, so behaviours that differ only by region of the state are separable.
+            self.state_head = nn.Sequential(nn.Linear(c.code_dim, c.decoder_hidden), nn.GELU(),
+                                            nn.Linear(c.decoder_hidden, c.obs_dim))
         self.register_buffer("causal_mask", torch.triu(torch.full((c.window, c.window), float("-inf")), 1))
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.obs_mean.copy_(mean)
         self.obs_std.copy_(std)
+
+    def set_action_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        if hasattr(self, "act_mean"):
+            self.act_mean.copy_(mean)
+            self.act_std.copy_(std)
 
     def normalise(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
@@ -149,52 +173,104 @@ class VQVAE(nn.Module):
         codes = self.quantizer.assign(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1])
         return z, codes
 
-    def decode(self, code_vectors: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    def decode(self, code_vectors: torch.Tensor, obs: torch.Tensor,
+               actions: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted normalised states s[t+1..t+horizon] (..., horizon, obs_dim), each the current
-        normalised state plus a learned change."""
+        normalised state plus a learned change; ``actions`` (a[t]) is read when the config says so."""
         current = self.normalise(obs)
-        change = self.decoder(torch.cat([code_vectors, current], dim=-1))
+        parts = [code_vectors, current]
+        if self.config.decoder_sees_action:
+            if actions is None:
+                raise LaglessError("this VQ-VAE's decoder reads the current action: pass actions")
+            parts.append(self._action_features(actions))
+        change = self.decoder(torch.cat(parts, dim=-1))
         return current.unsqueeze(-2) + change.unflatten(-1, (self.config.horizon, self.config.obs_dim))
 
-    def future_targets(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised s[t+k] (B, L, horizon, D) and where they are known (B, L, horizon).
+    def future_targets(self, batch: Any, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised s[t+k] (B, length, horizon, D) of the first ``length`` steps, and where
+        they are known (B, length, horizon).
 
-        k = 1 is the batch's next observation; later ones come from the same window (which
-        never crosses an episode), so steps near a window's end have fewer targets.
+        k = 1 is the batch's next observation; later ones come from the batch's later steps
+        (which never cross an episode). A batch longer than ``length`` is look-ahead: it gives
+        the last encoded steps their targets too.
         """
         obs, mask = self.normalise(batch_field(batch, "obs")), batch_field(batch, "mask").bool()
-        length = obs.shape[1]
-        targets = obs.new_zeros(*obs.shape[:2], self.config.horizon, obs.shape[-1])
-        known = mask.new_zeros(*obs.shape[:2], self.config.horizon)
-        targets[:, :, 0] = self.normalise(batch_field(batch, "next_obs"))
-        known[:, :, 0] = batch_field(batch, "next_mask").bool() & mask
-        for k in range(2, min(self.config.horizon, length - 1) + 1):
-            targets[:, : length - k, k - 1] = obs[:, k:]
-            known[:, : length - k, k - 1] = mask[:, k:]  # padding comes last, so step t is real too
+        full = obs.shape[1]
+        targets = obs.new_zeros(obs.shape[0], length, self.config.horizon, obs.shape[-1])
+        known = mask.new_zeros(obs.shape[0], length, self.config.horizon)
+        targets[:, :, 0] = self.normalise(batch_field(batch, "next_obs")[:, :length])
+        known[:, :, 0] = batch_field(batch, "next_mask")[:, :length].bool() & mask[:, :length]
+        for k in range(2, min(self.config.horizon, full - 1) + 1):
+            n = min(length, full - k)
+            targets[:, :n, k - 1] = obs[:, k:k + n]
+            known[:, :n, k - 1] = mask[:, k:k + n]  # padding comes last, so step t is real too
         return targets, known
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
         """Losses and codes of a batch; in training mode the EMA codebook is updated too.
 
-        ``recon`` is the next-state MSE; ``loss`` uses every known future state.
+        The first ``window`` steps are encoded; steps after them (a batch of window + horizon
+        steps) only serve as targets. ``recon`` is the next-state MSE; ``loss`` uses every
+        known future state.
         """
         obs, mask = batch_field(batch, "obs"), batch_field(batch, "mask").bool()
-        z = self.encode_tensors(obs, batch_field(batch, "actions"))
-        flat = z[mask]
+        actions = batch_field(batch, "actions")
+        length = min(obs.shape[1], self.config.window)
+        obs_in, actions_in, mask_in = obs[:, :length], actions[:, :length], mask[:, :length]
+        z = self.encode_tensors(obs_in, actions_in)
+        flat = z[mask_in]
         codes = self.quantizer.assign(flat.detach())
         if self.training:
             self.quantizer.ema_update(flat.detach(), codes)
         q = self.quantizer.codebook[codes]
         commitment = F.mse_loss(flat, q)
         q_st = flat + (q - flat).detach()  # straight-through gradient to the encoder
-        pred = self.decode(q_st, obs[mask])
-        targets, known = self.future_targets(batch)
-        err = (pred - targets[mask]).pow(2).mean(-1)
-        known = known[mask].float()
+        pred = self.decode(q_st, obs_in[mask_in], actions_in[mask_in])
+        targets, known = self.future_targets(batch, length)
+        err = (pred - targets[mask_in]).pow(2).mean(-1)
+        known = known[mask_in].float()
         future = (err * known).sum() / known.sum().clamp(min=1.0)
         recon = (err[:, 0] * known[:, 0]).sum() / known[:, 0].sum().clamp(min=1.0)
         loss = future + self.config.commitment * commitment
-        return {"loss": loss, "recon": recon, "commitment": commitment, "codes": codes, "z": flat}
+        out = {"recon": recon, "commitment": commitment, "codes": codes, "z": flat}
+        if self.config.action_weight > 0:
+            out["policy"] = self.policy_loss(batch, q_st, mask_in)
+            loss = loss + self.config.action_weight * out["policy"]
+        if self.config.state_weight > 0:
+            out["state"] = (self.state_head(q_st) - self.normalise(obs_in[mask_in])).pow(2).mean()
+            loss = loss + self.config.state_weight * out["state"]
+        out["loss"] = loss
+        return out
+
+    def policy_loss(self, batch: Any, code_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Error of predicting a[t+k] (k = 1..horizon, look-ahead included) from step t's code
+        and s[t+k]: cross-entropy for discrete actions, and for continuous ones the negative log
+        likelihood of a diagonal Gaussian in normalised units (mean and spread both predicted:
+        steering straight and wandering have the same mean next action, not the same spread).
+        ``mask`` (B, L) marks the encoded steps whose ``code_vectors`` are given."""
+        obs, actions = batch_field(batch, "obs"), batch_field(batch, "actions")
+        full_mask = batch_field(batch, "mask").bool()
+        c, (b, length), full = self.config, mask.shape, obs.shape[1]
+        codes = obs.new_zeros(b, length, c.code_dim)
+        codes[mask] = code_vectors
+        total, count = obs.new_zeros(()), obs.new_zeros(())
+        for k in range(1, min(c.horizon, full - 1) + 1):
+            n = min(length, full - k)
+            known = full_mask[:, k:k + n] & mask[:, :n]
+            if not known.any():
+                continue
+            ahead = F.one_hot(torch.full((int(known.sum()),), k - 1), c.horizon).float()
+            x = torch.cat([codes[:, :n][known], self.normalise(obs[:, k:k + n][known]), ahead], dim=-1)
+            pred, target = self.policy_head(x), actions[:, k:k + n][known]
+            if c.discrete_actions:
+                err = F.cross_entropy(pred, target.long().clamp(0, c.num_actions - 1), reduction="sum")
+            else:  # Gaussian likelihood: the spread of the next actions tells policies apart too
+                mean, log_std = pred.chunk(2, dim=-1)
+                log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+                z = ((target.float() - self.act_mean) / self.act_std - mean) * torch.exp(-log_std)
+                err = (0.5 * z.pow(2) + log_std).mean(-1).sum()
+            total, count = total + err, count + known.sum()
+        return total / count.clamp(min=1.0)
 
 
 def batch_field(batch: Any, name: str) -> torch.Tensor:

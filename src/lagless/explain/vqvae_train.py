@@ -1,7 +1,8 @@
-"""Training of the discovery VQ-VAE: a fixed number of updates on randomly sampled windows.
+"""Training of the discovery VQ-VAE: updates on randomly sampled windows, as many as the data's size asks.
 
-Time does not grow with the dataset (no epochs over every window), and only one batch of
-windows is gathered at a time, so a million steps train in the same minutes as ten thousand.
+Updates grow with the square root of the dataset's size, capped (``DiscoverConfig.updates_for``),
+not with epochs over every window; only one batch of windows is gathered at a time, so memory
+stays flat however many steps there are.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def observation_stats(data: EpisodeData, rng: np.random.Generator) -> tuple[torc
     return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
 
 
+def action_stats(data: EpisodeData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of each continuous action dimension (constant ones: std 1)."""
+    actions = np.asarray(data.actions, dtype=np.float64).reshape(data.num_steps, -1)
+    mean, std = actions.mean(0), actions.std(0)
+    std[std < 1e-6] = 1.0
+    return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+
+
 def random_windows(bounds: np.ndarray, episode: np.ndarray, count: int, window: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` windows (starts, lengths) at uniformly random steps, inside their episodes.
@@ -66,46 +75,54 @@ def build_model(data: EpisodeData, config: DiscoverConfig) -> VQVAE:
         obs_dim=obs_dim, num_actions=data.num_actions, discrete_actions=data.discrete_actions,
         window=config.window, d_model=config.d_model, layers=config.layers, heads=config.heads,
         code_dim=config.code_dim, codebook_size=config.codebook_size,
-        ema_decay=config.ema_decay, commitment=config.commitment, horizon=config.horizon))
+        ema_decay=config.ema_decay, commitment=config.commitment, horizon=config.horizon,
+        action_weight=config.action_weight, state_weight=config.state_weight,
+        decoder_sees_action=config.decoder_sees_action))
 
 
 def train_vqvae(data: EpisodeData, config: DiscoverConfig,
                 metrics: MetricsLogger | None = None) -> VQVAE:
-    """A VQ-VAE trained for ``config.updates`` updates; deterministic for ``config.seed``."""
+    """A VQ-VAE trained for ``config.updates_for(steps)`` updates; deterministic for ``config.seed``."""
+    updates = config.updates_for(data.num_steps)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = build_model(data, config)
     model.set_normalisation(*observation_stats(data, rng))
+    if not data.discrete_actions:
+        model.set_action_normalisation(*action_stats(data))
     batcher = WindowBatcher(data)
     bounds, episode = data.episode_bounds(), data.episode_ids()
 
+    look_ahead = config.window + config.horizon  # targets for the window's last steps too
+
     def random_batch() -> dict[str, torch.Tensor]:
         starts, lengths = random_windows(bounds, episode, config.batch_size, config.window, rng)
-        return batcher.batch(starts, lengths, config.window)
+        lengths = np.minimum(look_ahead, bounds[episode[starts], 1] - starts)
+        return batcher.batch(starts, lengths, look_ahead)
 
     # Initialise the codebook from encoder outputs of real steps, so no code starts far away.
     first = random_batch()
     with torch.no_grad():
-        z, _ = model.encode(first)
-        model.quantizer.restart_dead(z[first["mask"]], float("inf"), generator)
+        z = model.encode_tensors(first["obs"][:, :config.window], first["actions"][:, :config.window])
+        model.quantizer.restart_dead(z[first["mask"][:, :config.window]], float("inf"), generator)
 
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    log_every = max(1, config.updates // 50)
+    log_every = max(1, updates // 50)
     average_count = config.batch_size * config.window / config.codebook_size
     model.train()
-    bar = tqdm(total=config.updates, desc="training VQ-VAE", unit="update", disable=not config.progress)
-    for update in range(1, config.updates + 1):
+    bar = tqdm(total=updates, desc="training VQ-VAE", unit="update", disable=not config.progress)
+    for update in range(1, updates + 1):
         out = model(random_batch())
         optimiser.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         restarted = 0
-        if update % RESTART_EVERY == 0 and update <= RESTART_UNTIL * config.updates:
+        if update % RESTART_EVERY == 0 and update <= RESTART_UNTIL * updates:
             restarted = model.quantizer.restart_dead(out["z"].detach(), DEAD_FRACTION * average_count,
                                                      generator)
-        if metrics is not None and (update % log_every == 0 or update == config.updates):
+        if metrics is not None and (update % log_every == 0 or update == updates):
             metrics.log(update, {"explain/recon_mse": out["recon"].item(),
                                  "explain/commitment": out["commitment"].item(),
                                  "explain/batch_perplexity": perplexity(out["codes"], config.codebook_size),
@@ -113,7 +130,7 @@ def train_vqvae(data: EpisodeData, config: DiscoverConfig,
         bar.update(1)
         bar.set_postfix(recon=f"{out['recon'].item():.4f}", refresh=False)
     bar.close()
-    logger.info("trained the VQ-VAE for %d updates", config.updates)
+    logger.info("trained the VQ-VAE for %d updates", updates)
     return model.eval()
 
 
