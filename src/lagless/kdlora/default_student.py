@@ -45,11 +45,17 @@ def l3_cache_dir(version: str) -> Path:
     return cache_root() / "students" / f"{L3_NAME}-{version}"
 
 
+_MISSING_NOTED: list[bool] = []  # the missing-package note is said once per process
+
+
 def default_student_path(say=None) -> str | None:
     """The converted L3 folder (converting it on first use), or None if its package is missing."""
     say = say or (lambda s: print(s, file=sys.stderr, flush=True))
     found = packaged_l3()
     if found is None:
+        if _MISSING_NOTED:  # asked for once per step for its settings and once to build it
+            return None
+        _MISSING_NOTED.append(True)
         say(f"note: the pretrained 3-layer student needs the package {L3_PACKAGE} (pip install "
             f"'lagless[nlp]'); the student is cut from the teacher instead (--student-layers)")
         return None
