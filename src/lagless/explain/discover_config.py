@@ -23,9 +23,12 @@ class DiscoverConfig:
     similarity_weight: float = option(
         0.2, "weight a of code-vector similarity in the code graph; 1 - a goes to transitions "
         "between consecutive codes", metavar="A")
-    transition_lags: int = option(
-        8, "steps ahead within which two codes count as following each other in the code graph "
-        "(1: consecutive steps only)", metavar="G")
+    transition_lags: int | None = option(
+        None, "steps ahead within which two codes count as following each other in the code graph "
+        "(1: consecutive steps only; none: half of --window). A code sums a window of steps, so "
+        "the codes of one behaviour change with how much of the previous behaviour their window "
+        "still holds; linking codes up to half a window apart keeps those in one behaviour",
+        metavar="G")
     min_segment_length: int = option(
         5, "runs of one label shorter than this are relabelled as their longer neighbour "
         "within the episode (1: no smoothing)", metavar="S")
@@ -76,6 +79,10 @@ class DiscoverConfig:
         scaled = MIN_UPDATES * (max(num_steps, 1) / SCALE_FROM_STEPS) ** 0.5
         return int(min(MAX_UPDATES, max(MIN_UPDATES, round(scaled))))
 
+    def lags(self) -> int:
+        """Transition lags of the code graph: ``transition_lags``, or half the window."""
+        return self.transition_lags if self.transition_lags is not None else max(1, self.window // 2)
+
     def validate(self) -> None:
         """Raise LaglessError naming the first setting that cannot work."""
         checks = [
@@ -93,7 +100,8 @@ class DiscoverConfig:
             (1 <= self.horizon < self.window, f"--horizon must be in [1, window), got {self.horizon}"),
             (self.layers >= 1 and self.code_dim >= 1, "--layers and --code-dim must be at least 1"),
             (self.updates is None or self.updates >= 1, f"--updates must be at least 1, got {self.updates}"),
-            (self.transition_lags >= 1, f"--transition-lags must be at least 1, got {self.transition_lags}"),
+            (self.transition_lags is None or self.transition_lags >= 1,
+             f"--transition-lags must be at least 1, got {self.transition_lags}"),
             (self.action_weight >= 0 and self.state_weight >= 0, "--action-weight and --state-weight must be >= 0"),
             (self.batch_size >= 1 and self.label_batch_size >= 1, "batch sizes must be at least 1"),
             (self.lr > 0 and self.commitment >= 0, "--lr must be positive and --commitment >= 0"),
