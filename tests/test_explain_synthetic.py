@@ -1,10 +1,18 @@
 """The planted-behaviour generators: deterministic, well formed, and their behaviours really differ
 in the way each kind plants."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 from lagless.errors import LaglessError
+from lagless.explain.minatar_phases import (
+    LAST_BREATH,
+    SEAQUEST_PHASES,
+    SHALLOW_OXYGEN,
+    WATCHED_ROWS,
+)
 from lagless.explain.segments import find_segments
 from lagless.explain.synthetic import (
     BEHAVIOUR_NAMES,
@@ -78,9 +86,25 @@ KINDS = list(GENERATORS)
 EPISODES, STEPS = 20, 300
 
 
+def installed(kind):
+    """The kind, skipped where the optional package it plays (e.g. MinAtar) is missing."""
+    needs = GENERATORS[kind].needs
+    missing = needs is not None and importlib.util.find_spec(needs) is None
+    return pytest.param(kind, marks=pytest.mark.skipif(missing, reason=f"needs pip install 'lagless[{needs}]'"))
+
+
+SUITE = [installed(kind) for kind in KINDS]
+
+
+class _Suite(dict):
+    def __missing__(self, kind):
+        self[kind] = make_synthetic(kind, EPISODES, STEPS, seed=0)
+        return self[kind]
+
+
 @pytest.fixture(scope="module")
 def suite():
-    return {kind: make_synthetic(kind, EPISODES, STEPS, seed=0) for kind in KINDS}
+    return _Suite()  # each kind made once, when a test first asks for it
 
 
 def segment_table(data, labels):
@@ -96,7 +120,7 @@ def test_the_suite_has_at_least_four_new_kinds():
     assert {GENERATORS[k].discrete for k in KINDS} == {True, False}
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SUITE)
 def test_suite_shapes_behaviours_and_segment_lengths(suite, kind):
     gen = GENERATORS[kind]
     data, labels = suite[kind]
@@ -114,6 +138,8 @@ def test_suite_shapes_behaviours_and_segment_lengths(suite, kind):
     else:
         assert data.actions.shape == (n, 2) and data.actions.dtype == np.float32
     assert data.meta["kind"] == kind and data.meta["behaviour_names"] == list(gen.behaviour_names)
+    if gen.segment_lengths is None:  # recorded from a game: run lengths are the game's
+        return
     # Every run lasts its behaviour's planted length, unless an episode's start or end cuts it.
     start, end, behaviour, cut = segment_table(data, labels)
     for b, (lo, hi) in enumerate(gen.segment_lengths):
@@ -122,7 +148,7 @@ def test_suite_shapes_behaviours_and_segment_lengths(suite, kind):
         assert (end - start)[(behaviour == b) & ~cut].min() >= lo
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SUITE)
 def test_suite_deterministic_per_seed(suite, kind):
     a, la = suite[kind]
     b, lb = make_synthetic(kind, EPISODES, STEPS, seed=0)
@@ -207,6 +233,80 @@ def test_durations_differ_widely_and_are_noisy(suite):
     assert 0.1 < (data.actions[rest] != 0).mean() < 0.2  # action noise
     radius = data.observations[:, 0] ** 2 + data.observations[:, 1] ** 2
     assert radius.std() > 0.1  # observation noise: (cos, sin) is off the unit circle
+
+
+def seaquest_grid_phase(obs):
+    """The phase of each step by the rule of ``lagless.explain.minatar_phases``, read from the
+    recorded grid alone (rows, columns, channels of MinAtar Seaquest)."""
+    grid = obs.reshape(-1, 10, 10, 10) > 0.5
+    sub_row = grid[..., 0].any(2).argmax(1)  # channel 0: the submarine's front
+    enemy_rows = (grid[..., 5] | grid[..., 6]).any(2)  # channels 5, 6: enemy fish and submarines
+    oxygen = grid[:, 9, :, 7].sum(1)  # channel 7, bottom row: one cell per 20 units of oxygen
+    divers = grid[:, 9, :, 8].sum(1)  # channel 8, bottom row: one cell per diver aboard
+    wait = (sub_row == 0) & enemy_rows[:, 1:WATCHED_ROWS + 1].any(1)
+    return np.select([wait, divers == 0, oxygen < SHALLOW_OXYGEN // 20], [3, 0, 2], default=1)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("minatar") is None, reason="needs pip install 'lagless[minatar]'")
+def test_minatar_seaquest_phases_follow_the_game_state(suite):
+    data, labels = suite["minatar-seaquest"]
+    assert GENERATORS["minatar-seaquest"].behaviour_names == SEAQUEST_PHASES
+    assert data.observations.shape == (EPISODES * STEPS, 1000) and data.num_actions == 6
+    assert set(np.unique(data.observations)) <= {0.0, 1.0}
+    assert SHALLOW_OXYGEN % 20 == 0 and LAST_BREATH == 20  # thresholds the oxygen gauge shows
+    # Every step's label is the rule applied to its recorded state, not a schedule.
+    np.testing.assert_array_equal(labels, seaquest_grid_phase(data.observations))
+    grid = data.observations.reshape(-1, 10, 10, 10)
+    # Hand-checked steps: the first step of an episode is a new game, the submarine at the
+    # surface (row 0, column 5) with no diver aboard, a full tank and no enemy: rescue.
+    first = grid[0]
+    assert first[0, 5, 0] == 1 and first[9, :, 8].sum() == 0 and first[9, :, 7].sum() == 10
+    assert labels[0] == SEAQUEST_PHASES.index("rescue a diver")
+    # A "wait" step: at the surface with an enemy fish or submarine in rows 1-3, and no-op.
+    t = np.flatnonzero(labels == 3)[0]
+    assert grid[t, 0, :, 0].any() and grid[t, 1:4, :, 5:7].any()
+    # A "shallow" step: divers aboard, oxygen gauge of 3 cells or fewer, below the surface.
+    t = np.flatnonzero(labels == 2)[0]
+    assert grid[t, 9, :, 8].sum() >= 1 and grid[t, 9, :, 7].sum() <= 3 and not grid[t, 0, :, 0].any()
+    # Every phase occurs, in runs of tens of steps for most steps, and the actions differ.
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    seg = find_segments(labels, data.episode_ids())
+    lengths = seg.end - seg.start
+    assert np.repeat(lengths, lengths).mean() > 40  # the run an average step is in
+    for b in range(4):
+        assert np.median(lengths[seg.behaviour == b]) >= 5
+    freq = np.stack([np.bincount(data.actions[labels == b], minlength=6) / (labels == b).sum()
+                     for b in range(4)])
+    assert freq[3, 0] > 0.95  # wait: no-op (sticky actions repeat it)
+    assert freq[0, [1, 3, 4]].sum() > 0.6 and freq[0, 5] < 0.05  # rescue: moves, no firing
+    assert freq[1, 5] > 0.05 and freq[1, [2, 4]].sum() > 0.2  # hunt: fires, changes rows
+    assert freq[2, 0] > 0.7 and freq[2, 2] > 0.05  # shallow: climbs, then waits under the surface
+
+
+@pytest.mark.skipif(importlib.util.find_spec("minatar") is None, reason="needs pip install 'lagless[minatar]'")
+def test_minatar_seaquest_deterministic_and_fast():
+    import time
+
+    begin = time.perf_counter()
+    a, la = make_synthetic("minatar-seaquest", 2, 500, seed=7)
+    b, lb = make_synthetic("minatar-seaquest", 2, 500, seed=7)
+    assert time.perf_counter() - begin < 30  # 2,000 steps (the MinAtar import included)
+    c, _ = make_synthetic("minatar-seaquest", 2, 500, seed=8)
+    np.testing.assert_array_equal(la, lb)
+    for name in ("observations", "actions", "rewards", "final_observations"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.observations, c.observations)
+    assert a.meta["segment_lengths"] is None and a.meta["kind"] == "minatar-seaquest"
+
+
+def test_minatar_seaquest_without_minatar_is_a_user_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "minatar", None)  # import minatar now raises ImportError
+    monkeypatch.delitem(sys.modules, "minatar.environments", raising=False)
+    monkeypatch.delitem(sys.modules, "minatar.environments.seaquest", raising=False)
+    with pytest.raises(LaglessError, match=r"pip install 'lagless\[minatar\]'"):
+        make_synthetic("minatar-seaquest", 1, 10)
 
 
 def test_make_synthetic_bad_arguments():

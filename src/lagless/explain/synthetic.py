@@ -10,7 +10,9 @@ reward is the eastward displacement, so behaviours also differ in return.
 
 ``GENERATORS`` / ``make_synthetic(kind, episodes, steps, seed)`` add a suite of kinds whose
 behaviours differ in other ways (state region, the action's relation to the state, turning
-over a period, very uneven durations with noise); see the end of this module.
+over a period, very uneven durations with noise) and one recorded from a game, a scripted
+MinAtar Seaquest player whose phases are read from the game state
+(``lagless.explain.minatar_phases``); see the end of this module.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from lagless.errors import LaglessError
 from lagless.explain.episodes import EpisodeData
+from lagless.explain.minatar_phases import SEAQUEST_PHASES, play_seaquest
 
 # Action id -> (dx, dy): 0 stay, then E, NE, N, NW, W, SW, S, SE.
 MOVES = np.array([(0, 0), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)],
@@ -152,6 +155,8 @@ def _roll_out(actions: np.ndarray, done: np.ndarray, rng: np.random.Generator,
 # deterministic for ``seed``. Within an episode a behaviour runs for a length drawn uniformly
 # from its own inclusive range, then another behaviour (never the same one) takes over, drawn
 # with the kind's weights; the first and last runs of an episode may be cut by its ends.
+# A kind recorded from a game (``plays``) has no schedule: an agent plays ``steps`` steps and
+# the label of each step is read from the game state.
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,14 @@ class Generator:
     name: str
     distinct_by: str  # what tells its behaviours apart, in words
     behaviour_names: tuple[str, ...]
-    segment_lengths: tuple[tuple[int, int], ...]  # planted run length range of each behaviour
+    # planted run length range of each behaviour (None: not planted, the game decides)
+    segment_lengths: tuple[tuple[int, int], ...] | None
     discrete: bool  # discrete action ids, or continuous 2-D actions
     weights: tuple[float, ...] | None = None  # how often each behaviour is switched to (None: evenly)
     roll_out: Callable[[np.ndarray, np.random.Generator], dict] | None = field(default=None, repr=False)
+    # recorded from a game: plays(steps, rng) returns roll_out's dict plus "labels"
+    plays: Callable[[int, np.random.Generator], dict] | None = field(default=None, repr=False)
+    needs: str | None = None  # the optional package it imports (a lagless extra of that name)
 
     @property
     def num_behaviours(self) -> int:
@@ -200,8 +209,9 @@ def make_synthetic(kind: str, episodes: int = 40, steps: int = 300, seed: int = 
     gen = GENERATORS[kind]
     meta = {"env": f"lagless/synthetic-{kind}", "kind": kind, "distinct_by": gen.distinct_by,
             "behaviour_names": list(gen.behaviour_names),
-            "segment_lengths": [list(r) for r in gen.segment_lengths], "seed": seed}
-    if gen.roll_out is None:  # "patterns": the original generator, with episodes of equal length
+            "segment_lengths": None if gen.segment_lengths is None else [list(r) for r in gen.segment_lengths],
+            "seed": seed}
+    if gen.roll_out is None and gen.plays is None:  # "patterns": the original generator, with episodes of equal length
         data, labels = planted_behaviours(episodes * steps, num_behaviours=gen.num_behaviours,
                                           seed=seed, episode_length=(steps, steps),
                                           switch_every=gen.segment_lengths[0])
@@ -210,6 +220,9 @@ def make_synthetic(kind: str, episodes: int = 40, steps: int = 300, seed: int = 
     rng = np.random.default_rng(seed)
     parts = []
     for _ in range(episodes):
+        if gen.plays is not None:
+            parts.append(gen.plays(steps, rng))
+            continue
         labels = _schedule(gen, steps, rng)
         parts.append(dict(gen.roll_out(labels, rng), labels=labels))
     n = episodes * steps
@@ -375,4 +388,7 @@ GENERATORS: dict[str, Generator] = {g.name: g for g in [
               "with action and observation noise", tuple(DURATION_PATTERNS),
               ((4, 10), (15, 30), (40, 80), (100, 160)), discrete=True,
               weights=(0.4, 0.3, 0.2, 0.1), roll_out=_durations),
+    Generator("minatar-seaquest", "the phase of a scripted MinAtar Seaquest player, read from the "
+              "game state (depth, oxygen and diver gauges, enemies near the surface)",
+              SEAQUEST_PHASES, None, discrete=True, plays=play_seaquest, needs="minatar"),
 ]}
