@@ -284,13 +284,9 @@ def test_minatar_seaquest_phases_follow_the_game_state(suite):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("minatar") is None, reason="needs pip install 'lagless[minatar]'")
-def test_minatar_seaquest_deterministic_and_fast():
-    import time
-
-    begin = time.perf_counter()
+def test_minatar_seaquest_deterministic():
     a, la = make_synthetic("minatar-seaquest", 2, 500, seed=7)
     b, lb = make_synthetic("minatar-seaquest", 2, 500, seed=7)
-    assert time.perf_counter() - begin < 30  # 2,000 steps (the MinAtar import included)
     c, _ = make_synthetic("minatar-seaquest", 2, 500, seed=8)
     np.testing.assert_array_equal(la, lb)
     for name in ("observations", "actions", "rewards", "final_observations"):
