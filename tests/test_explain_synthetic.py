@@ -94,6 +94,7 @@ def installed(kind):
 
 
 SUITE = [installed(kind) for kind in KINDS]
+needs_minatar = installed("minatar-seaquest").marks[0]
 
 
 class _Suite(dict):
@@ -247,7 +248,7 @@ def seaquest_grid_phase(obs):
     return np.select([wait, divers == 0, oxygen < SHALLOW_OXYGEN // 20], [3, 0, 2], default=1)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("minatar") is None, reason="needs pip install 'lagless[minatar]'")
+@needs_minatar
 def test_minatar_seaquest_phases_follow_the_game_state(suite):
     data, labels = suite["minatar-seaquest"]
     assert GENERATORS["minatar-seaquest"].behaviour_names == SEAQUEST_PHASES
@@ -283,7 +284,7 @@ def test_minatar_seaquest_phases_follow_the_game_state(suite):
     assert freq[2, 0] > 0.7 and freq[2, 2] > 0.05  # shallow: climbs, then waits under the surface
 
 
-@pytest.mark.skipif(importlib.util.find_spec("minatar") is None, reason="needs pip install 'lagless[minatar]'")
+@needs_minatar
 def test_minatar_seaquest_deterministic():
     a, la = make_synthetic("minatar-seaquest", 2, 500, seed=7)
     b, lb = make_synthetic("minatar-seaquest", 2, 500, seed=7)

@@ -106,8 +106,9 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
                                      ("codebook_usage", "perplexity", "reconstruction_mse")})
 
     episode_ids = data.episode_ids()
+    lags = config.lags()
     graph = build_code_graph(codes, episode_ids, model.quantizer.codebook.numpy().astype(np.float64),
-                             similarity_weight=config.similarity_weight, lags=config.lags(),
+                             similarity_weight=config.similarity_weight, lags=lags,
                              behaviours=config.behaviours,
                              max_behaviours=config.max_behaviours,
                              min_fraction=config.min_behaviour_fraction, seed=config.seed)
@@ -119,7 +120,7 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
         logger.warning(warning)
     summary.update({"num_behaviours": graph.num_behaviours, "num_segments": len(segments),
                     "confidence": confidence, "updates": updates,
-                    "transition_lags": config.lags(),
+                    "transition_lags": lags,
                     "seconds": round(time.perf_counter() - began, 2),
                     "config": dataclasses.asdict(config), "lagless_version": __version__})
 
