@@ -72,7 +72,18 @@ class LSTMNet(DeviceAware):
         (it fails with 'could not create a primitive descriptor' on some)."""
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
-                return self.lstm(x.float(), (h.float().unsqueeze(0), c.float().unsqueeze(0)))
+                return self._lstm_call(x.float(), h.float(), c.float())
+        return self._lstm_call(x, h, c)
+
+    def _lstm_call(self, x, h, c):
+        """One step (acting) goes through the single-step cell kernel on the same weights: on a
+        CPU ``nn.LSTM``'s oneDNN path costs about 100 us per call at batch 1 against about
+        20 us for the cell, while for sequences (training) it is the faster one."""
+        if x.shape[0] == 1:
+            lstm = self.lstm
+            h1, c1 = torch.lstm_cell(x[0], (h, c), lstm.weight_ih_l0, lstm.weight_hh_l0,
+                                     lstm.bias_ih_l0, lstm.bias_hh_l0)
+            return h1.unsqueeze(0), (h1.unsqueeze(0), c1.unsqueeze(0))
         return self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))
 
 
