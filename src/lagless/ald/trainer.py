@@ -219,11 +219,18 @@ class ALDTrainer(Trainer):
         actor, learner = self.models["actor"], self.models["learner"]
         per_mb = N // config.num_minibatches
         kls, errors = [], []
-        for _ in range(config.distill_steps_per_rl_step * config.num_minibatches):
-            x, starts, actor_start, learner_start = random.choice(self.replay)
+        updates = config.distill_steps_per_rl_step * config.num_minibatches
+        # distillation never changes the learner, so its targets on each replayed rollout are
+        # computed once per call (one forward per rollout, not one per minibatch)
+        targets = {}
+        for _ in range(updates):
+            k = random.randrange(len(self.replay))
+            x, starts, actor_start, learner_start = self.replay[k]
             idx = torch.randperm(N)[:per_mb].to(self.device)
-            with torch.no_grad():
-                target, _ = learner.forward_sequence(x[:, idx], _select(learner_start, idx), starts[:, idx])
+            if k not in targets:
+                with torch.no_grad():
+                    targets[k] = learner.forward_sequence(x, learner_start, starts)[0]
+            target = targets[k][:, idx]
             out, _ = actor.forward_sequence(x[:, idx], _select(actor_start, idx), starts[:, idx])
             loss, kl, error = distillation_loss(target[..., :self.n], out[..., :self.n], target[..., self.n],
                                                 out[..., self.n], config.distill_value_coef)
