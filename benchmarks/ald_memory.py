@@ -6,7 +6,8 @@ asymmetric actor-critic (``asymmetric``) and ALD at each ``--ratios`` value (def
 defaults otherwise (plus ``--learner-layers/--learner-hidden/--hidden`` here). A run records
 its learning curve (training return against environment steps and against wall-clock
 seconds, from ``metrics.csv``), and its final success: the share of ``--eval-episodes``
-greedy episodes with return > 0.5 (the T-maze's reward is 1 for the right turn).
+greedy episodes with return > 0.5 (the T-maze's reward is 1 for the right turn), and their mean
+return (for tasks whose return is not a success, e.g. POPGym's, normalised to [-1, 1]).
 
 ``steps_to_threshold`` / ``seconds_to_threshold``: the first point at which a run's mean
 training return over its last ``--window`` rows reaches 90% of the transformer's final
@@ -71,6 +72,7 @@ def run_one(env: str, method: str, ratio: int, seed: int, args, out: Path) -> di
     steps, seconds, ret = curve(rdir)
     rec = {"env": env, "method": method, "ratio": ratio if method == "ald" else 0, "seed": seed,
            "steps": args.steps, "final_success": float(np.mean(np.asarray(returns) > 0.5)),
+           "final_return": float(np.mean(returns)),
            "curve": {"steps": steps, "seconds": seconds, "return": ret},
            "wall_minutes": round((time.perf_counter() - t0) / 60, 1), "resumed": resume,
            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
@@ -94,8 +96,8 @@ def first_reach(rec: dict, threshold: float, window: int) -> tuple[float, float]
 def write_report(out: Path, command: str, window: int) -> None:
     recs = load_records(out)
     lines = ["# ALD on memory tasks", "", f"Command: `{command}`", "",
-             "| task | method | ratio | seeds | final success | steps to threshold | seconds to threshold |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| task | method | ratio | seeds | final success | final return | steps to threshold | seconds to threshold |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for env in sorted({r["env"] for r in recs}):
         mine = [r for r in recs if r["env"] == env]
         tf = [r["final_success"] for r in mine if r["method"] == "learner"]
@@ -107,7 +109,8 @@ def write_report(out: Path, command: str, window: int) -> None:
             steps = np.nanmean([s for s, _ in reach]) if any(np.isfinite(s) for s, _ in reach) else math.nan
             secs = np.nanmean([t for _, t in reach]) if any(np.isfinite(t) for _, t in reach) else math.nan
             lines.append(f"| {env} | {method} | {ratio} | {len(g)} | "
-                         f"{np.mean([r['final_success'] for r in g]):.2f} | {steps:,.0f} | {secs:,.0f} |")
+                         f"{np.mean([r['final_success'] for r in g]):.2f} | "
+                         f"{np.mean([r.get('final_return', math.nan) for r in g]):.2f} | {steps:,.0f} | {secs:,.0f} |")
         lines.append("")
     lines += [(f"Threshold: 90% of the transformer's (method `learner`) final success; reached when the training "
               f"return over the last {window} metric rows is at or above it (nan: never reached)."), ""]
