@@ -85,3 +85,18 @@ def test_width_must_divide_into_heads():
 
     with pytest.raises(LaglessError, match="divisible"):
         make_actor("transformer", SPACE, gym.spaces.Discrete(2), layers=2, hidden=30)
+
+
+def test_a_batch_subset_gets_the_outputs_it_has_in_the_whole_batch():
+    """ALD's distillation computes the learner's targets once per rollout and slices out each
+    minibatch's environments: that is exact only if batch entries never see each other."""
+    net = _net(memory=6)
+    T, B = 15, 5
+    x = torch.randn(T, B, 5)
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[4, 2] = starts[9, 0] = True
+    _, state = net.forward_sequence(torch.randn(8, B, 5), net.initial_state(B), starts[:8])
+    whole, _ = net.forward_sequence(x, state, starts)
+    idx = torch.tensor([3, 0, 2])
+    part, _ = net.forward_sequence(x[:, idx], tuple(s[idx] for s in state), starts[:, idx])
+    torch.testing.assert_close(part, whole[:, idx], rtol=1e-5, atol=1e-6)
