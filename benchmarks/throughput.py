@@ -276,6 +276,17 @@ class SB3SACUpdates:
         self.model.train(gradient_steps=n, batch_size=SAC_BATCH)
 
 
+def update_flops(bench, n: int = 5) -> float:
+    """Floating-point operations of one update, as torch's FLOP counter sees them (matrix
+    products; elementwise work is not counted): what both libraries must compute."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        bench.run(n)
+    return counter.get_total_flops() / n
+
+
 def time_updates(bench, n: int) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     bench.run(n)
@@ -299,6 +310,10 @@ def main_sac(args: argparse.Namespace) -> int:
     print(f"warm-up: {args.warmup} updates of each ...", flush=True)
     for bench in benches.values():
         bench.run(args.warmup)
+    flops = {name: update_flops(bench) for name, bench in benches.items()}
+    print(f"matrix-product work per update: lagless {flops['lagless'] / 1e6:.1f} MFLOP, SB3 "
+          f"{flops['sb3'] / 1e6:.1f} MFLOP (SB3 / lagless {flops['sb3'] / flops['lagless']:.3f}x: the ratio "
+          "at equal arithmetic speed)", flush=True)
 
     runs: dict[str, list[dict]] = {"lagless": [], "sb3": []}
     for i in range(args.repeats):
@@ -332,6 +347,8 @@ def main_sac(args: argparse.Namespace) -> int:
         "torch_threads_seen": torch.get_num_threads(),
         "network": SAC_NETWORK,
         "params": n_lagless,
+        "lagless_mflop_per_update": round(flops["lagless"] / 1e6, 1),
+        "sb3_mflop_per_update": round(flops["sb3"] / 1e6, 1),
         "lagless_ups_runs": [round(r["ups"], 2) for r in runs["lagless"]],
         "sb3_ups_runs": [round(r["ups"], 2) for r in runs["sb3"]],
         "lagless_cpu_ups_runs": [round(r["cpu_ups"], 2) for r in runs["lagless"]],
@@ -486,18 +503,21 @@ def sac_markdown(records: list[dict]) -> list[str]:
         "",
         ("Updates/s are the fastest block of each library (`runs`); `ratio` is their quotient, "
          "`paired` the median of the per-block ratios, `CPU ratio` compares updates per CPU "
-         "second."),
+         "second. `MFLOP` is the matrix-product work of one update (torch's FLOP counter), lagless / "
+         "SB3: at equal arithmetic speed the ratio cannot exceed SB3's over lagless's."),
         "",
-        ("| env | lagless updates/s | SB3 updates/s | ratio | paired | CPU ratio | updates x runs "
-         "| threads | machine | lagless code | date |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        ("| env | lagless updates/s | SB3 updates/s | ratio | paired | CPU ratio | MFLOP per update "
+         "| updates x runs | threads | machine | lagless code | date |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in records:
         m, g = r.get("machine", {}), r.get("git", {})
         code = g.get("commit", "?") + (" + local edits" if g.get("modified_src") else "")
         lines.append(
             f"| {r['env']} | {r['lagless_ups']:.1f} | {r['sb3_ups']:.1f} | {r['ratio']:.2f}x | "
-            f"{r['median_paired_ratio']:.2f}x | {r['cpu_ratio']:.2f}x | {r['updates']} x {r['repeats']} "
+            f"{r['median_paired_ratio']:.2f}x | {r['cpu_ratio']:.2f}x | "
+            f"{r.get('lagless_mflop_per_update', '?')} / {r.get('sb3_mflop_per_update', '?')} | "
+            f"{r['updates']} x {r['repeats']} "
             f"| {r['threads']} | {m.get('nproc', '?')} CPUs, {m.get('cpu', '?')} | {code} | {r['date']} |")
     lines += ["", "Commands (run from the repository root):", ""]
     lines += [f"- {r['env']} (SAC), {r['date']}: `{r['command']}`" for r in records]
