@@ -72,6 +72,30 @@ def test_ald_resume_and_determinism(ald_run, tmp_path):
             np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
 
 
+def test_background_distillation_trains_the_actor_reproducibly_and_resumes(tmp_path):
+    """--distill-in-background: a second thread distils while the next rollout is collected."""
+    bg = [*TINY, "--distill-in-background", "--distill-steps-per-rl-step", "2", "--seed", "5",
+          "--checkpoint-every", "64"]
+    runs = []
+    for name in ("a", "b"):
+        assert main(["train", *bg, "--total-steps", "192", "--run-dir", str(tmp_path / name)]) == 0
+        runs.append(read_metrics(tmp_path / name / "metrics.csv"))
+    for key in runs[0]:
+        if key != "charts/sps":
+            np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
+    kl = runs[0]["distill/kl"]
+    assert np.isnan(kl[0]) and np.isfinite(kl[1:]).all()  # nothing to distil before the first rollout
+    first = list_checkpoints(tmp_path / "a")[0]
+    later = list_checkpoints(tmp_path / "a")[-1]
+    from safetensors.torch import load_file
+
+    before, after = load_file(first / "weights.safetensors"), load_file(later / "weights.safetensors")
+    moved = [k for k in before if k.startswith("actor.") and not torch.equal(before[k], after[k])]
+    assert moved  # the distillation thread trained the actor that is checkpointed
+    assert main(["train", "--resume", str(tmp_path / "a"), "--total-steps", "256"]) == 0
+    assert list(read_metrics(tmp_path / "a" / "metrics.csv")["step"]) == [64, 128, 192, 256]
+
+
 def test_ald_refuses_continuous_actions(tmp_path, capsys):
     assert main(["train", "--algo", "ald", "--env", "Hopper-v5", "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()

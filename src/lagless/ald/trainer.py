@@ -20,9 +20,11 @@ that learns is the net that acted (the baselines) both policies coincide: plain 
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -116,6 +118,14 @@ class ALDTrainer(Trainer):
         self.replay: deque = deque(maxlen=config.replay_rollouts)
         self.updates = 0
         acting = models[self.acting]
+        self.background = None
+        if config.method == "ald" and config.distill_in_background:
+            # the thread trains models["actor"]; acting uses a copy synced after each iteration, and
+            # targets come from a copy of the learner taken before its next PPO update
+            self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lagless-distill")
+            self.learner_copy = copy.deepcopy(models["learner"]).requires_grad_(False)
+            acting = copy.deepcopy(acting).requires_grad_(False)
+            self.acting_copy = acting
         self.collector = (RayCollector(config, type(self).build_models, self.acting, acting, device)
                           if config.backend == "ray" else LocalCollector(envs, acting, self.n, device))
 
@@ -130,15 +140,32 @@ class ALDTrainer(Trainer):
 
     def start(self, global_step: int) -> None:
         N = self.config.num_envs
+        if self.background is not None:  # after a resume the actor's weights are the checkpoint's
+            self.acting_copy.load_state_dict(self.models["actor"].state_dict())
         self.collector.start(self.config.seed + global_step)
         self.states = {name: net.initial_state(N, self.device) for name, net in self.models.items()
                        if name != self.acting}
 
     def close(self) -> None:
         self.collector.close()
+        if self.background is not None:
+            self.background.shutdown(wait=True)
 
     # -- one iteration --------------------------------------------------------------------
     def iterate(self, global_step: int) -> Iteration:
+        if self.background is None or not self.replay:
+            return self._iterate(global_step, None)
+        # distil on the rollouts so far while this iteration collects and the learner trains
+        self.learner_copy.load_state_dict(self.models["learner"].state_dict())
+        seed = self.config.seed * 1_000_003 + self.updates  # its own generators: reproducible, resumable
+        job = self.background.submit(self._distill, list(self.replay), self.learner_copy,
+                                     random.Random(seed), torch.Generator().manual_seed(seed))
+        try:
+            return self._iterate(global_step, job)
+        finally:
+            job.exception()  # never leave the thread training while a checkpoint is written
+
+    def _iterate(self, global_step: int, job) -> Iteration:
         config = self.config
         r = self.collector.collect(config.rollout_steps)
         start_states = {self.acting: r.start_state, **{name: _detach(s) for name, s in self.states.items()}}
@@ -147,6 +174,8 @@ class ALDTrainer(Trainer):
         with torch.no_grad():
             outs, after = {}, {}
             for name, net in self.models.items():  # the nets that did not act catch up with the rollout
+                if name == self.acting and name not in (self.policy_net, self.value_net):
+                    continue  # ALD's actor: its outputs on the rollout are not needed here
                 outs[name], after[name] = net.forward_sequence(r.x, start_states[name], r.starts)
                 if name != self.acting:
                     self.states[name] = after[name]
@@ -165,8 +194,12 @@ class ALDTrainer(Trainer):
             metrics["losses/importance_weight"] = weights.mean().item()
         if config.method == "ald":
             policy_lag = categorical_kl(outs["learner"][..., :self.n], behaviour_logits).mean()
+            if job is not None:
+                metrics.update(job.result())
+                self.acting_copy.load_state_dict(self.models["actor"].state_dict())
             self.replay.append((r.x, r.starts, start_states["actor"], start_states["learner"]))
-            metrics.update(self._distill())
+            if self.background is None:
+                metrics.update(self._distill(list(self.replay), self.models["learner"], random, None))
             metrics["distill/policy_lag"] = policy_lag.item()
         if config.backend == "ray":
             metrics["charts/actor_restarts"] = float(self.collector.restarts)
@@ -214,9 +247,12 @@ class ALDTrainer(Trainer):
             out["losses/learner_to_actor_kl"] = float(np.mean(stats["to_actor"]))
         return out
 
-    def _distill(self) -> dict[str, float]:
+    def _distill(self, replay: list, learner: nn.Module, rng, generator) -> dict[str, float]:
+        """The actor's distillation updates on rollouts drawn from ``replay``, with ``learner``'s
+        outputs as targets; ``rng`` (``random``-like) and ``generator`` (torch, or None for the
+        global one) draw the rollouts and environments."""
         config, N = self.config, self.config.num_envs
-        actor, learner = self.models["actor"], self.models["learner"]
+        actor = self.models["actor"]
         per_mb = N // config.num_minibatches
         kls, errors = [], []
         updates = config.distill_steps_per_rl_step * config.num_minibatches
@@ -224,9 +260,9 @@ class ALDTrainer(Trainer):
         # computed once per call (one forward per rollout, not one per minibatch)
         targets = {}
         for _ in range(updates):
-            k = random.randrange(len(self.replay))
-            x, starts, actor_start, learner_start = self.replay[k]
-            idx = torch.randperm(N)[:per_mb].to(self.device)
+            k = rng.randrange(len(replay))
+            x, starts, actor_start, learner_start = replay[k]
+            idx = torch.randperm(N, generator=generator)[:per_mb].to(self.device)
             if k not in targets:
                 with torch.no_grad():
                     targets[k] = learner.forward_sequence(x, learner_start, starts)[0]
