@@ -2,7 +2,8 @@
 
 For each task: the transformer alone (``--method learner``), the LSTM alone (``actor``), the
 asymmetric actor-critic (``asymmetric``) and ALD at each ``--ratios`` value (default 2 and 8) of
-``--distill-steps-per-rl-step``, ``--seeds`` each, all with ``lagless train --algo ald``'s
+``--distill-steps-per-rl-step`` (``ald``; ``ald-bg``: the same with ``--distill-in-background``,
+whose second thread takes a second core), ``--seeds`` each, all with ``lagless train --algo ald``'s
 defaults otherwise (plus ``--learner-layers/--learner-hidden/--hidden`` here). A run records
 its learning curve (training return against environment steps and against wall-clock
 seconds, from ``metrics.csv``), and its final success: the share of ``--eval-episodes``
@@ -59,22 +60,24 @@ def run_one(env: str, method: str, ratio: int, seed: int, args, out: Path) -> di
     from lagless.realtime.evaluate import run_episodes
     from lagless.trainers import load_policy, train
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     rdir = args.runs_root / f"{env.replace('/', '-')}-{method}-r{ratio}-s{seed}-n{args.steps}"
     resume = (rdir / "config.json").exists()
-    config = ALDConfig(env=env, method=method, distill_steps_per_rl_step=ratio, seed=seed,
+    background = method == "ald-bg"  # ALD with --distill-in-background (a second thread distils)
+    config = ALDConfig(env=env, method="ald" if background else method, distill_in_background=background,
+                       distill_steps_per_rl_step=ratio, seed=seed,
                        total_steps=args.steps, hidden=args.hidden, learner_hidden=args.learner_hidden,
-                       learner_layers=args.learner_layers, run_dir=str(rdir), threads=1,
+                       learner_layers=args.learner_layers, run_dir=str(rdir), threads=args.threads,
                        progress=False, tensorboard=False)
     t0 = time.perf_counter()
     train("ald", config, resume=resume)
     returns, _ = run_episodes(load_policy(rdir), args.eval_episodes, seed=10_000 + seed, greedy=True)
     steps, seconds, ret = curve(rdir)
-    rec = {"env": env, "method": method, "ratio": ratio if method == "ald" else 0, "seed": seed,
+    rec = {"env": env, "method": method, "ratio": ratio if method.startswith("ald") else 0, "seed": seed,
            "steps": args.steps, "final_success": float(np.mean(np.asarray(returns) > 0.5)),
            "final_return": float(np.mean(returns)),
            "curve": {"steps": steps, "seconds": seconds, "return": ret},
-           "wall_minutes": round((time.perf_counter() - t0) / 60, 1), "resumed": resume,
+           "wall_minutes": round((time.perf_counter() - t0) / 60, 1), "resumed": resume, "threads": args.threads,
            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
     merge_record(out, rec, KEY_FIELDS, lambda r: (r["env"], r["method"], r["ratio"], r["seed"], r["steps"]))
     print(f"[ald_memory] {env} {method} r{rec['ratio']} seed {seed}: success {rec['final_success']:.2f}, "
@@ -133,7 +136,7 @@ def plot(recs: list[dict], path: Path) -> None:
         for method, ratio in sorted({(r["method"], r["ratio"]) for r in recs if r["env"] == env}):
             g = [r["curve"] for r in recs if (r["env"], r["method"], r["ratio"]) == (env, method, ratio)]
             n = min(len(c["steps"]) for c in g)
-            label = f"{method}" + (f" (ratio {ratio})" if method == "ald" else "")
+            label = f"{method}" + (f" (ratio {ratio})" if method.startswith("ald") else "")
             ret = np.nanmean([c["return"][:n] for c in g], axis=0)
             row[0].plot(g[0]["steps"][:n], ret, label=label)
             row[1].plot(np.mean([c["seconds"][:n] for c in g], axis=0), ret, label=label)
@@ -156,6 +159,7 @@ def main(argv=None) -> None:
     p.add_argument("--learner-hidden", type=int, default=128)
     p.add_argument("--learner-layers", type=int, default=3)
     p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (ald-bg adds its own thread)")
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--skip-done", action="store_true")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -168,7 +172,7 @@ def main(argv=None) -> None:
         done = {tuple(r[k] for k in KEY_FIELDS) for r in load_records(args.out)}
         for env in args.env:
             for method in args.methods:
-                for ratio in (args.ratios if method == "ald" else [0]):
+                for ratio in (args.ratios if method.startswith("ald") else [0]):
                     for seed in args.seeds:
                         if args.skip_done and (env, method, ratio, seed, args.steps) in done:
                             continue
