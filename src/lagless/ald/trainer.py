@@ -120,12 +120,10 @@ class ALDTrainer(Trainer):
         acting = models[self.acting]
         self.background = None
         if config.method == "ald" and config.distill_in_background:
-            # the thread trains models["actor"]; acting uses a copy synced after each iteration, and
-            # targets come from a copy of the learner taken before its next PPO update
+            # the thread trains models["actor"] while this one trains the learner; its targets come
+            # from a copy of the learner taken before the PPO epochs
             self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lagless-distill")
             self.learner_copy = copy.deepcopy(models["learner"]).requires_grad_(False)
-            acting = copy.deepcopy(acting).requires_grad_(False)
-            self.acting_copy = acting
         self.collector = (RayCollector(config, type(self).build_models, self.acting, acting, device)
                           if config.backend == "ray" else LocalCollector(envs, acting, self.n, device))
 
@@ -140,8 +138,6 @@ class ALDTrainer(Trainer):
 
     def start(self, global_step: int) -> None:
         N = self.config.num_envs
-        if self.background is not None:  # after a resume the actor's weights are the checkpoint's
-            self.acting_copy.load_state_dict(self.models["actor"].state_dict())
         self.collector.start(self.config.seed + global_step)
         self.states = {name: net.initial_state(N, self.device) for name, net in self.models.items()
                        if name != self.acting}
@@ -153,19 +149,6 @@ class ALDTrainer(Trainer):
 
     # -- one iteration --------------------------------------------------------------------
     def iterate(self, global_step: int) -> Iteration:
-        if self.background is None or not self.replay:
-            return self._iterate(global_step, None)
-        # distil on the rollouts so far while this iteration collects and the learner trains
-        self.learner_copy.load_state_dict(self.models["learner"].state_dict())
-        seed = self.config.seed * 1_000_003 + self.updates  # its own generators: reproducible, resumable
-        job = self.background.submit(self._distill, list(self.replay), self.learner_copy,
-                                     random.Random(seed), torch.Generator().manual_seed(seed))
-        try:
-            return self._iterate(global_step, job)
-        finally:
-            job.exception()  # never leave the thread training while a checkpoint is written
-
-    def _iterate(self, global_step: int, job) -> Iteration:
         config = self.config
         r = self.collector.collect(config.rollout_steps)
         start_states = {self.acting: r.start_state, **{name: _detach(s) for name, s in self.states.items()}}
@@ -188,18 +171,26 @@ class ALDTrainer(Trainer):
                 proximal_logp = torch.log_softmax(outs[self.policy_net][..., :self.n], -1).gather(
                     -1, actions.unsqueeze(-1)).squeeze(-1)
                 weights = (proximal_logp - behaviour_logp).exp().clamp(max=1.0)
-        metrics = self._rl_update(r.x, r.starts, actions, proximal_logp, weights, behaviour_logits,
-                                  start_states, advantages, returns)
+        job = None
+        if config.method == "ald":
+            self.replay.append((r.x, r.starts, start_states["actor"], start_states["learner"]))
+            if self.background is not None:  # the actor distils in a second thread during the PPO epochs
+                self.learner_copy.load_state_dict(self.models["learner"].state_dict())
+                seed = config.seed * 1_000_003 + self.updates  # its own generators: reproducible, resumable
+                job = self.background.submit(self._distill, list(self.replay), self.learner_copy,
+                                             random.Random(seed), torch.Generator().manual_seed(seed))
+        try:
+            metrics = self._rl_update(r.x, r.starts, actions, proximal_logp, weights, behaviour_logits,
+                                      start_states, advantages, returns)
+        finally:
+            if job is not None:
+                job.exception()  # never leave the thread training while a checkpoint is written
         if self.policy_net != self.acting:
             metrics["losses/importance_weight"] = weights.mean().item()
         if config.method == "ald":
+            metrics.update(job.result() if job is not None else
+                           self._distill(list(self.replay), self.models["learner"], random, None))
             policy_lag = categorical_kl(outs["learner"][..., :self.n], behaviour_logits).mean()
-            if job is not None:
-                metrics.update(job.result())
-                self.acting_copy.load_state_dict(self.models["actor"].state_dict())
-            self.replay.append((r.x, r.starts, start_states["actor"], start_states["learner"]))
-            if self.background is None:
-                metrics.update(self._distill(list(self.replay), self.models["learner"], random, None))
             metrics["distill/policy_lag"] = policy_lag.item()
         if config.backend == "ray":
             metrics["charts/actor_restarts"] = float(self.collector.restarts)
