@@ -63,8 +63,8 @@ class ALDConfig(RLRunConfig):
                                              "actor's behaviour policy; 0 turns it off", metavar="C")
     replay_rollouts: int = option(4, "recent rollouts kept for distillation", metavar="N")
     distill_in_background: bool = option(False, "distil the actor in a second thread (a second core) while "
-                                                "the next rollout is collected and the learner trains; the "
-                                                "actor then acts with its weights of one iteration before")
+                                                "the learner takes its PPO epochs; the targets then come from "
+                                                "the learner before those epochs, one update older")
     backend: str = option("local", "where the actor steps the environments: local (this process) or ray "
                                    "(--num-actors Ray actors, each with num_envs / num-actors environments)")
     num_actors: int = option(2, "Ray actors (with --backend ray)", metavar="K")
