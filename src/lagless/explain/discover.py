@@ -25,7 +25,9 @@ from lagless.explain.code_graph import build_code_graph
 from lagless.explain.confidence import discovery_confidence
 from lagless.explain.discover_config import DiscoverConfig
 from lagless.explain.episodes import EpisodeData
+from lagless.explain.policy_refine import RefineSettings, refine_behaviours
 from lagless.explain.segments import behaviour_stats, find_segments, smooth_labels
+from lagless.explain.spectral import relabel_by_size
 from lagless.explain.step_encoding import encode_steps
 from lagless.explain.vqvae import save_vqvae
 from lagless.explain.vqvae_train import perplexity, train_vqvae
@@ -80,6 +82,24 @@ def discover(data: EpisodeData, out_dir: str | Path, config: DiscoverConfig | No
         torch.set_num_threads(threads)
 
 
+def _refine(data: EpisodeData, codes: np.ndarray, labels: np.ndarray, graph, config: DiscoverConfig):
+    """Labels relabelled as policies (``policy_refine``), smoothed and numbered by size; the
+    graph then colours each code by the behaviour most of its steps got."""
+    settings = RefineSettings(switch_cost=config.switch_cost, seed=config.seed)
+    refined, info = refine_behaviours(data, codes, labels, settings)
+    refined = smooth_labels(refined, data.episode_ids(), config.min_segment_length)
+    refined = relabel_by_size(refined, np.ones(len(refined)))
+    k = int(refined.max()) + 1
+    counts = np.zeros((len(graph.codes), k))
+    index = np.searchsorted(graph.codes, codes)
+    np.add.at(counts, (index, refined), 1.0)
+    graph.behaviour_of_code = counts.argmax(1)
+    graph.num_behaviours = k
+    info["behaviours"] = k
+    logger.info("refined as policies: %d behaviours (the graph's %d)", k, info["behaviours_before"])
+    return refined, info
+
+
 def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str | None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
@@ -113,13 +133,16 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
                              max_behaviours=config.max_behaviours,
                              min_fraction=config.min_behaviour_fraction, seed=config.seed)
     labels = smooth_labels(graph.label_codes(codes), episode_ids, config.min_segment_length)
+    refined, graph_behaviours = None, graph.num_behaviours
+    if config.refine:
+        labels, refined = _refine(data, codes, labels, graph, config)
     segments = find_segments(labels, episode_ids)
     confidence = discovery_confidence(graph.eigenvalues, config.max_behaviours,
-                                      config.behaviours is not None, graph.num_behaviours, segments)
+                                      config.behaviours is not None, graph_behaviours, segments)
     for warning in confidence["warnings"]:
         logger.warning(warning)
     summary.update({"num_behaviours": graph.num_behaviours, "num_segments": len(segments),
-                    "confidence": confidence, "updates": updates,
+                    "confidence": confidence, "refine": refined, "updates": updates,
                     "transition_lags": lags,
                     "seconds": round(time.perf_counter() - began, 2),
                     "config": dataclasses.asdict(config), "lagless_version": __version__})

@@ -29,6 +29,13 @@ class DiscoverConfig:
         "the codes of one behaviour change with how much of the previous behaviour their window "
         "still holds; linking codes up to half a window apart keeps those in one behaviour",
         metavar="G")
+    refine: bool = option(
+        True, "refine the graph's behaviours as policies: relabel steps by how well each "
+        "behaviour's policy p(a | s, behaviour) explains them, anchored to their codes "
+        "(--no-refine: the code graph's labels as they are)")
+    switch_cost: float = option(
+        8.0, "refinement: log-likelihood (nats) a behaviour switch within an episode must earn",
+        metavar="C")
     min_segment_length: int = option(
         5, "runs of one label shorter than this are relabelled as their longer neighbour "
         "within the episode (1: no smoothing)", metavar="S")
@@ -90,6 +97,7 @@ class DiscoverConfig:
             (self.max_behaviours >= 2, "--max-behaviours must be at least 2"),
             (0.0 <= self.min_behaviour_fraction < 1.0, "--min-behaviour-fraction must be in [0, 1)"),
             (0.0 <= self.similarity_weight <= 1.0, f"--similarity-weight must be in [0, 1], got {self.similarity_weight}"),
+            (self.switch_cost >= 0.0, f"--switch-cost must be at least 0, got {self.switch_cost}"),
             (self.min_segment_length >= 1, "--min-segment-length must be at least 1"),
             (self.codebook_size >= 2, f"--codebook-size must be at least 2, got {self.codebook_size}"),
             (self.window >= 2, f"--window must be at least 2, got {self.window}"),
