@@ -2,7 +2,8 @@
 it is built to find, on small instances (the full-size runs are benchmarks/explain_suite.py).
 
 Only the network is shrunk and trained briefly, to keep the test short; the method's settings
-(policy head, graph, eigengap, smoothing) are the defaults a user gets. ``periodic`` and
+(policy head, graph, eigengap, relabelling as policies, smoothing) are the defaults a user
+gets. ``periodic`` and
 ``regions`` are not here: at default settings discovery does not reach ARI 0.8 on them (see
 docs/explain.md, "Discovery on the generator suite"). Nor is ``minatar-seaquest``: on this
 test's instance (16 episodes of 300 steps, data seed 5, discovery seed 0, SMALL_NET) discovery
