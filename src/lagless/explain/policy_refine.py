@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lagless.explain.episodes import EpisodeData
+from lagless.explain.vqvae_train import action_stats, observation_stats
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 CODE_PRIOR = 0.5  # pseudo-count of every (code, behaviour) pair
@@ -44,14 +45,12 @@ class _Steps:
         self.data = data
         self.episode = data.episode_ids()
         self.obs_dim = int(np.prod(data.observations.shape[1:]))
-        sample = np.arange(0, data.num_steps, max(1, data.num_steps // 20_000))
-        obs = self._raw_obs(sample)
-        self.obs_mean, self.obs_std = obs.mean(0), obs.std(0).clamp(min=1e-6)
+        # the VQ-VAE's normalisation: one std shared by a grid's cells, so a rarely lit cell
+        # does not become a feature of size 100
+        self.obs_mean, self.obs_std = observation_stats(data, np.random.default_rng(0))
         self.discrete = data.discrete_actions
-        acts = np.asarray(data.actions)
         if not self.discrete:
-            a = torch.as_tensor(acts[sample], dtype=torch.float32).reshape(len(sample), -1)
-            self.act_mean, self.act_std = a.mean(0), a.std(0).clamp(min=1e-6)
+            self.act_mean, self.act_std = action_stats(data)
         self.num_actions = data.num_actions
 
     def __len__(self) -> int:
