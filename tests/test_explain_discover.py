@@ -45,6 +45,8 @@ def test_recovers_planted_behaviours(planted_run):
     choice = summary["confidence"]["eigengap"]
     assert choice["best"] >= summary["num_behaviours"] and str(choice["runner_up"]) in choice["gaps"]
     assert isinstance(summary["confidence"]["warnings"], list)
+    assert summary["refine"]["behaviours"] == summary["num_behaviours"]  # relabelled as policies
+    assert 0.0 <= summary["refine"]["steps_relabelled"] < 0.5
     assert "How sure is this?" in (out / "report.html").read_text()
 
 
@@ -63,6 +65,8 @@ def test_labels_align_with_steps_and_segments_tile_episodes(planted_run):
     assert labels.shape == codes.shape == (n,) and labels.dtype == codes.dtype == np.int64
     assert codes.min() >= 0 and codes.max() < SMALL["codebook_size"]
     assert labels.min() >= 0 and labels.max() < summary["num_behaviours"]
+    graph = json.loads((out / "code_graph.json").read_text())
+    assert set(graph["behaviour_of_code"]) <= set(range(summary["num_behaviours"]))
 
     segments = json.loads((out / "segments.json").read_text())
     bounds = data.episode_bounds()
