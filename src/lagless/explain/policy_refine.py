@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lagless.explain.episodes import EpisodeData
+from lagless.explain.vqvae import gaussian_nll_terms
 from lagless.explain.vqvae_train import action_stats, observation_stats
 
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 CODE_PRIOR = 0.5  # pseudo-count of every (code, behaviour) pair
 
 
@@ -82,9 +82,7 @@ class BehaviourPolicies(nn.Module):
         out = self.net(torch.cat([obs, F.one_hot(behaviour, self.behaviours).float()], -1))
         if self.discrete:
             return -F.cross_entropy(out, actions, reduction="none")
-        mean, log_std = out.chunk(2, -1)
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        return -(0.5 * ((actions - mean) * torch.exp(-log_std)).pow(2) + log_std).sum(-1)
+        return -gaussian_nll_terms(out, actions).sum(-1)
 
 
 def viterbi(scores: np.ndarray, episode_ids: np.ndarray, switch_cost: float) -> np.ndarray:

@@ -265,12 +265,18 @@ class VQVAE(nn.Module):
             if c.discrete_actions:
                 err = F.cross_entropy(pred, target.long().clamp(0, c.num_actions - 1), reduction="sum")
             else:  # Gaussian likelihood: the spread of the next actions tells policies apart too
-                mean, log_std = pred.chunk(2, dim=-1)
-                log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-                z = ((target.float() - self.act_mean) / self.act_std - mean) * torch.exp(-log_std)
-                err = (0.5 * z.pow(2) + log_std).mean(-1).sum()
+                err = gaussian_nll_terms(pred, (target.float() - self.act_mean) / self.act_std).mean(-1).sum()
             total, count = total + err, count + known.sum()
         return total / count.clamp(min=1.0)
+
+
+def gaussian_nll_terms(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-dimension negative log-likelihood (without the constant) of ``target`` under a
+    diagonal Gaussian whose mean and log std are the two halves of ``pred``'s last axis, the
+    log std clamped to [LOG_STD_MIN, LOG_STD_MAX] so that a near-constant action cannot blow up."""
+    mean, log_std = pred.chunk(2, dim=-1)
+    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+    return 0.5 * ((target - mean) * torch.exp(-log_std)).pow(2) + log_std
 
 
 def batch_field(batch: Any, name: str) -> torch.Tensor:
