@@ -13,6 +13,9 @@ An interrupted run (its folder under ``--runs-root`` exists) resumes from its la
 ``final_return`` is the mean return of ``--eval-episodes`` episodes of the final policy, acting
 deterministically (the mean action), on seeds the training never used.
 Goal: ``skip`` + actions at least 90% of the one-step bound and above ``chain`` on every task.
+
+``--precision bf16`` trains with lagless's bfloat16 matmuls instead; those records carry
+``precision: "bf16"`` and fill their own columns (e.g. ``instant bf16``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ LAYERS, HIDDEN, TAU, ACTIONS = 4, 256, 1, 2
 # column -> (arch, last actions, observation delay)
 COLUMNS = {"instant": ("instant", 0, 0), "chain": ("chain", 0, 0), "skip": ("skip", ACTIONS, 0),
            "instant obs+1": ("instant", ACTIONS, 1)}
-KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "obs_delay", "seed", "steps")
+KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "obs_delay", "seed", "steps", "precision")
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "mujoco_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "mujoco_delay"
 GOAL = 0.9
@@ -61,18 +65,24 @@ def resolve_envs(values: list[str]) -> list[str]:
     return out
 
 
-def column(rec: dict) -> str:
+def base_column(rec: dict) -> str:
     return next(c for c, (a, k, d) in COLUMNS.items()
                 if (a, k, d) == (rec["arch"], rec["last_actions"], rec["obs_delay"]))
 
 
+def column(rec: dict) -> str:
+    """The report column: the architecture's, plus `` bf16`` for runs in bfloat16."""
+    return base_column(rec) + ("" if rec["precision"] == "fp32" else f" {rec['precision']}")
+
+
 def merge_record(path: Path, rec: dict) -> None:
     merge_locked(path, rec, KEY_FIELDS,
-                 lambda r: (r["env"], list(COLUMNS).index(column(r)), r["seed"], r["steps"]))
+                 lambda r: (r["env"], r["precision"] != "fp32", list(COLUMNS).index(base_column(r)), r["seed"],
+                            r["steps"]))
 
 
 def run_one(env: str, col: str, seed: int, steps: int, runs_root: Path, out: Path, device: str,
-            eval_episodes: int, progress: bool) -> dict:
+            eval_episodes: int, progress: bool, precision: str = "fp32") -> dict:
     """Train (or resume) one run, evaluate its final policy, merge the record."""
     import torch
 
@@ -83,13 +93,14 @@ def run_one(env: str, col: str, seed: int, steps: int, runs_root: Path, out: Pat
 
     torch.set_num_threads(1)
     arch, last_actions, obs_delay = COLUMNS[col]
-    rdir = runs_root / f"{env.split('-')[0]}-{col.replace(' ', '').replace('+', 'd')}-s{seed}-n{steps}"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    rdir = runs_root / f"{env.split('-')[0]}-{col.replace(' ', '').replace('+', 'd')}{suffix}-s{seed}-n{steps}"
     resume = (rdir / "config.json").exists()
     config = SACConfig(env=env, arch=arch, layers=LAYERS, hidden=HIDDEN, tau=TAU, last_actions=last_actions,
                        obs_delay=obs_delay, seed=seed, total_steps=steps, run_dir=str(rdir),
                        checkpoint_every=max(10_000, steps // 5), device=device, threads=1, progress=progress,
-                       tensorboard=False)
-    print(f"[mujoco_delay] {'resuming' if resume else 'starting'} {env} {col} seed {seed} -> {rdir}", flush=True)
+                       tensorboard=False, precision=precision)
+    print(f"[mujoco_delay] {'resuming' if resume else 'starting'} {env} {col} {precision} seed {seed} -> {rdir}", flush=True)
     t0 = time.perf_counter()
     train("sac", config, resume=resume)
     wall = time.perf_counter() - t0
@@ -99,14 +110,14 @@ def run_one(env: str, col: str, seed: int, steps: int, runs_root: Path, out: Pat
     rec = {
         "env": env, "arch": arch, "layers": LAYERS, "hidden": HIDDEN, "tau": TAU,
         "last_actions": last_actions, "obs_delay": obs_delay, "seed": seed, "steps": steps,
-        "final_return": round(float(np.mean(returns)), 2), "final_return_std": round(float(np.std(returns)), 2),
+        "precision": precision, "final_return": round(float(np.mean(returns)), 2), "final_return_std": round(float(np.std(returns)), 2),
         "eval_episodes": eval_episodes, "return_by_fifth": returns_by_fifth(rdir),
         "updates_per_s": round(float(np.nanmean(ups)), 1), "device": device,
         "wall_minutes": round(wall / 60, 1), "resumed": resume,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
     }
     merge_record(out, rec)
-    print(f"[mujoco_delay] done {env} {col} seed {seed}: final_return {rec['final_return']:.1f}, "
+    print(f"[mujoco_delay] done {env} {col} {precision} seed {seed}: final_return {rec['final_return']:.1f}, "
           f"{rec['updates_per_s']:.0f} updates/s, {wall / 60:.1f} min", flush=True)
     return rec
 
@@ -123,13 +134,14 @@ def write_report(out: Path, md: Path, command: str) -> None:
              "policy's deterministic evaluation episodes; mean ± sd over seeds (n)."), "",
              (f"Fill the table with `{FULL_COMMAND}` (runs resume and merge); this report was written by "
              f"`{command}`."), ""]
+    columns = list(COLUMNS) + sorted({column(r) for r in recs} - set(COLUMNS))
     for steps in sorted({r["steps"] for r in recs}):
         lines += [f"## {steps:,} agent steps", "",
-                  "| task | " + " | ".join(COLUMNS) + " | skip / bound | skip > chain |",
-                  "|---|" + "---|" * (len(COLUMNS) + 2)]
+                  "| task | " + " | ".join(columns) + " | skip / bound | skip > chain |",
+                  "|---|" + "---|" * (len(columns) + 2)]
         for env in ENVS:
             cells, means = [], {}
-            for col in COLUMNS:
+            for col in columns:
                 xs = [r["final_return"] for r in recs if r["env"] == env and r["steps"] == steps
                       and column(r) == col]
                 mean, sd, n = _stats(xs)
@@ -145,7 +157,8 @@ def write_report(out: Path, md: Path, command: str) -> None:
         lines.append("")
     dates = sorted(r["date"][:10] for r in recs)
     machines = sorted({f"{r['machine']} ({r['device']})" for r in recs})
-    lines += [f"Goal: `skip` ≥ {GOAL:.0%} of `instant obs+1` and above `chain` on every task.", "",
+    lines += [(f"Goal: `skip` ≥ {GOAL:.0%} of `instant obs+1` and above `chain` on every task (fp32 columns; "
+               "a column named `ARCH bf16` trains with `--precision bf16`)."), "",
               f"Runs dated {dates[0]} to {dates[-1]} on: {'; '.join(machines)}." if recs else "No runs yet."]
     md.write_text("\n".join(lines) + "\n")
 
@@ -163,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--md", type=Path, default=None, help="report (default: next to --out)")
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="lagless's --precision for the runs (bf16: matmuls in bfloat16)")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
     md = args.md or args.out.with_suffix(".md")
@@ -173,10 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         if bad:
             sys.exit(f"unknown --arch {bad}: choose from {', '.join(COLUMNS)} (quote 'instant obs+1')")
         done = {(r["env"], column(r), r["seed"], r["steps"]) for r in load_records(args.out)}
+        suffix = "" if args.precision == "fp32" else f" {args.precision}"
         todo = [(env, col, seed) for env in resolve_envs(args.env) for col in args.arch for seed in args.seeds
-                if not (args.skip_done and (env, col, seed, args.steps) in done)]
+                if not (args.skip_done and (env, col + suffix, seed, args.steps) in done)]
         jobs = [(env, col, seed, args.steps, args.runs_root, args.out, args.device, args.eval_episodes,
-                 args.jobs == 1) for env, col, seed in todo]
+                 args.jobs == 1, args.precision) for env, col, seed in todo]
         if args.jobs == 1:
             for job in jobs:
                 run_one(*job)

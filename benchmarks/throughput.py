@@ -209,7 +209,7 @@ def sac_lagless_config(env: str, steps: int, threads: int, run_dir: str, *, seed
                      buffer_size=1_000_000, learning_starts=learning_starts, updates_per_step=1.0,
                      gamma=0.99, target_update_rate=0.005, alpha=0.0, total_steps=steps, num_envs=1,
                      seed=seed, run_dir=run_dir, progress=False, tensorboard=False, threads=threads,
-                     checkpoint_every=10**9, log_every=log_every)
+                     checkpoint_every=10**9, log_every=log_every, precision=PRECISION)
 
 
 def make_sb3_sac(env: str, threads: int, *, seed: int = SEED,
@@ -332,6 +332,7 @@ def main_sac(args: argparse.Namespace) -> int:
     record = {
         "algo": "sac",
         "env": args.env,
+        "lagless_precision": PRECISION,
         "lagless_ups": round(best["lagless"], 2),
         "sb3_ups": round(best["sb3"], 2),
         "ratio": round(ratio, 3),
@@ -501,26 +502,30 @@ def sac_markdown(records: list[dict]) -> list[str]:
         "interleaved with alternating order in one process after an untimed warm-up. "
         "Goal: lagless >= 1.3x SB3.",
         "",
+        ("`precision` is lagless's `--precision` (`bf16`: matmuls in bfloat16, the critics' "
+         "output layer, weights, optimizer and losses in float32); SB3 always runs float32."),
+        "",
         ("Updates/s are the fastest block of each library (`runs`); `ratio` is their quotient, "
          "`paired` the median of the per-block ratios, `CPU ratio` compares updates per CPU "
          "second. `MFLOP` is the matrix-product work of one update (torch's FLOP counter), lagless / "
          "SB3: at equal arithmetic speed the ratio cannot exceed SB3's over lagless's."),
         "",
-        ("| env | lagless updates/s | SB3 updates/s | ratio | paired | CPU ratio | MFLOP per update "
+        ("| env | precision | lagless updates/s | SB3 updates/s | ratio | paired | CPU ratio | MFLOP per update "
          "| updates x runs | threads | machine | lagless code | date |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in records:
         m, g = r.get("machine", {}), r.get("git", {})
         code = g.get("commit", "?") + (" + local edits" if g.get("modified_src") else "")
         lines.append(
-            f"| {r['env']} | {r['lagless_ups']:.1f} | {r['sb3_ups']:.1f} | {r['ratio']:.2f}x | "
+            f"| {r['env']} | {r.get('lagless_precision', 'fp32')} | {r['lagless_ups']:.1f} | {r['sb3_ups']:.1f} | {r['ratio']:.2f}x | "
             f"{r['median_paired_ratio']:.2f}x | {r['cpu_ratio']:.2f}x | "
             f"{r.get('lagless_mflop_per_update', '?')} / {r.get('sb3_mflop_per_update', '?')} | "
             f"{r['updates']} x {r['repeats']} "
             f"| {r['threads']} | {m.get('nproc', '?')} CPUs, {m.get('cpu', '?')} | {code} | {r['date']} |")
     lines += ["", "Commands (run from the repository root):", ""]
-    lines += [f"- {r['env']} (SAC), {r['date']}: `{r['command']}`" for r in records]
+    lines += [f"- {r['env']} (SAC, {r.get('lagless_precision', 'fp32')}), {r['date']}: `{r['command']}`"
+              for r in records]
     lines.append("")
     return lines
 

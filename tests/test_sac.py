@@ -78,3 +78,14 @@ def test_killed_sac_run_resumes_and_finishes(tmp_path):
     steps = read_metrics(run / "metrics.csv")["step"]
     assert steps[-1] == total and np.all(np.diff(steps) > 0)
     assert (run / "returns.png").exists()
+
+
+def test_sac_trains_and_acts_in_bf16(tmp_path, capsys):
+    run = tmp_path / "bf16"
+    assert _train(run, "--arch", "skip", "--layers", "3", "--total-steps", "300", "--precision", "bf16") == 0
+    assert json.loads((run / "config.json").read_text())["precision"] == "bf16"
+    metrics = read_metrics(run / "metrics.csv")
+    assert np.isfinite(metrics["losses/critic_loss"][1:]).all() and metrics["charts/updates"][-1] == 200
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert _train(tmp_path / "bad", "--precision", "fp8", "--total-steps", "100") == 2
+    assert "unknown precision 'fp8'" in capsys.readouterr().err

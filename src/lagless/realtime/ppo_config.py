@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from lagless.config import option
 from lagless.errors import LaglessError
+from lagless.realtime.precision import PRECISION_HELP, check_precision
 from lagless.realtime.run_config import RLRunConfig
 
 CRITICS = ("instant", "delayed")
-PRECISIONS = ("fp32", "bf16")
 MAX_AUTO_MINIBATCHES = 8
 
 
@@ -37,9 +37,7 @@ class PPOConfig(RLRunConfig):
     ent_coef: float = option(0.01, "entropy bonus coefficient", metavar="C")
     vf_coef: float = option(0.5, "value loss coefficient", metavar="C")
     max_grad_norm: float = option(0.5, "gradient norm clip", metavar="N")
-    precision: str = option("fp32", "fp32, or bf16: matmuls and convolutions of acting and learning in "
-                                     "bfloat16 (weights, optimizer, output layer and losses stay float32); fast on "
-                                     "CPUs with AMX or AVX-512 BF16 and on recent GPUs")
+    precision: str = option("fp32", PRECISION_HELP)
 
     def minibatches(self) -> int:
         """The minibatch count in use: the flag, or the largest divisor of num_envs up to 8."""
@@ -56,8 +54,7 @@ class PPOConfig(RLRunConfig):
             raise LaglessError(f"--num-minibatches must be >= 0 (0: automatic), got {self.num_minibatches}")
         if self.critic not in CRITICS:
             raise LaglessError(f"unknown critic '{self.critic}': choose one of {', '.join(CRITICS)}")
-        if self.precision not in PRECISIONS:
-            raise LaglessError(f"unknown precision '{self.precision}': choose one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
         if self.num_envs % self.minibatches():
             divisors = [d for d in range(1, self.num_envs + 1) if self.num_envs % d == 0]
             raise LaglessError(f"--num-envs ({self.num_envs}) must be a multiple of --num-minibatches "

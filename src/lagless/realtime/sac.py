@@ -26,6 +26,7 @@ from lagless.realtime.action_heads import SquashedGaussianHead
 from lagless.realtime.architectures import build_network, network_layout_id
 from lagless.realtime.observations import final_observations
 from lagless.realtime.policy import Policy
+from lagless.realtime.precision import bf16_autocast
 from lagless.realtime.recurrent import UNBOUNDED_DELAY
 from lagless.realtime.sac_config import DEFAULT_SEQ_LEN, LSTM_BURN_IN, SACConfig
 from lagless.realtime.sequence_replay import SequenceReplay
@@ -91,7 +92,8 @@ class SACTrainer(Trainer):
     @classmethod
     def make_policy(cls, config, models, observation_space, action_space):
         m = models["sac"]
-        return Policy(config, m.actor, m.head, observation_space=observation_space, action_space=action_space)
+        return Policy(config, m.actor, m.head, observation_space=observation_space, action_space=action_space,
+                      bf16=config.precision == "bf16")
 
     def __init__(self, config: SACConfig, models, envs, device):
         super().__init__(config, models, envs, device)
@@ -109,6 +111,7 @@ class SACTrainer(Trainer):
         self.updates = 0
         self.update_credit = 0.0
         self.next_episode = 0
+        self.bf16 = config.precision == "bf16"
 
     def optimizers(self):
         opts = {"actor": self.actor_opt, "critic": self.critic_opt}
@@ -142,7 +145,8 @@ class SACTrainer(Trainer):
     # -- acting --------------------------------------------------------------------------
     @torch.inference_mode()
     def _act(self, x: torch.Tensor, random: bool):
-        out, self.state = self.m.actor(x, self.state, self.starts)
+        with bf16_autocast(self.device, self.bf16):
+            out, self.state = self.m.actor(x, self.state, self.starts)
         if random:
             low = torch.as_tensor(self.envs.single_action_space.low, device=self.device).reshape(-1)
             high = torch.as_tensor(self.envs.single_action_space.high, device=self.device).reshape(-1)
@@ -194,6 +198,10 @@ class SACTrainer(Trainer):
 
     # -- learning ------------------------------------------------------------------------
     def _update(self) -> dict[str, torch.Tensor]:
+        with bf16_autocast(self.device, self.bf16):
+            return self._update_step()
+
+    def _update_step(self) -> dict[str, torch.Tensor]:
         m, config = self.m, self.config
         B, K = self.burn_in, self.seq_len
         b = self.replay.sample(self.sequences, K, B)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from lagless.config import option
 from lagless.errors import LaglessError
+from lagless.realtime.precision import PRECISION_HELP, check_precision
 from lagless.realtime.run_config import RLRunConfig
 
 DEFAULT_SEQ_LEN = 8  # training steps per replayed sequence for actors with state
@@ -49,6 +50,7 @@ class SACConfig(RLRunConfig):
     alpha: float = option(0.0, "entropy coefficient; 0: tuned automatically toward an entropy of "
                                "-action_dim, starting at 1", metavar="A")
     log_every: int = option(1_000, "agent steps between rows of metrics", metavar="S")
+    precision: str = option("fp32", PRECISION_HELP)
 
     def validate(self) -> SACConfig:
         super().validate()
@@ -58,6 +60,7 @@ class SACConfig(RLRunConfig):
         for name in ("seq_len", "learning_starts"):
             if getattr(self, name) < 0:
                 raise LaglessError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        check_precision(self.precision)
         if self.burn_in < -1:
             raise LaglessError(f"--burn-in must be >= 0 (or -1: automatic), got {self.burn_in}")
         if self.critic_layers < 2:

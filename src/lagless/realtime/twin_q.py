@@ -33,9 +33,8 @@ class TwinQ(nn.Module):
         x = torch.cat([obs, action], dim=-1)
         lead = x.shape[:-1]
         x = x.reshape(1, -1, x.shape[-1]).expand(self.count, -1, -1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = torch.relu_(x)  # in place: baddbmm's backward does not need its output
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            x = torch.relu_(torch.baddbmm(b, x, w))  # in place: baddbmm's backward does not need its output
+        with torch.autocast(x.device.type, enabled=False):  # Q-values in float32 under --precision bf16
+            x = torch.baddbmm(self.biases[-1], x.float(), self.weights[-1])
         return x.reshape(self.count, *lead)
