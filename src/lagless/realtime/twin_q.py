@@ -33,8 +33,9 @@ class TwinQ(nn.Module):
         x = torch.cat([obs, action], dim=-1)
         lead = x.shape[:-1]
         x = x.reshape(1, -1, x.shape[-1]).expand(self.count, -1, -1)
-        for w, b in zip(self.weights[:-1], self.biases[:-1]):
-            x = torch.relu_(torch.baddbmm(b, x, w))  # in place: baddbmm's backward does not need its output
+        last = len(self.weights) - 1
+        for i in range(last):  # indexing, not slicing: a sliced ParameterList is a new module per call
+            x = torch.relu_(torch.baddbmm(self.biases[i], x, self.weights[i]))  # in place: not needed by backward
         with torch.autocast(x.device.type, enabled=False):  # Q-values in float32 under --precision bf16
-            x = torch.baddbmm(self.biases[-1], x.float(), self.weights[-1])
+            x = torch.baddbmm(self.biases[last], x.float(), self.weights[last])
         return x.reshape(self.count, *lead)
