@@ -42,6 +42,9 @@ The report judges two goals per task:
   the curve's own units, as the greedy evaluation return is on another scale) is at most 0.6x
   SB3's mean wall-clock time. The opposite crossing (SB3 reaching lagless's final return) is
   shown next to it.
+
+``--libs lagless-bf16`` adds lagless trained with ``--precision bf16`` as a library of its own
+(its own runs and rows, judged against the same SB3 runs, which are always float32).
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ def _parse_args(argv=None) -> argparse.Namespace:
                    help="all, ppo (the MinAtar games), sac (the MuJoCo tasks), or names such as "
                         "Breakout, Asterix, HalfCheetah, Hopper")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default 1 2 3 (--smoke: 1)")
-    p.add_argument("--libs", nargs="+", default=["lagless", "sb3"], choices=("lagless", "sb3"),
-                   help="which libraries to run (both by default)")
+    p.add_argument("--libs", nargs="+", default=["lagless", "sb3"], choices=("lagless", "lagless-bf16", "sb3"),
+                   help="which libraries to run (lagless and sb3 by default; lagless-bf16: lagless with "
+                        "--precision bf16)")
     p.add_argument("--steps", type=int, default=None,
                    help="agent steps per run (default: 500000 for PPO, 100000 for SAC)")
     p.add_argument("--episodes", type=int, default=None,
@@ -126,6 +130,7 @@ CURVE_BINS = 20
 FINAL_FRACTION = 0.1  # the "final training return": episodes ending in the last 10% of steps
 TIME_GOAL = 0.6
 KEY_FIELDS = ("task", "lib", "seed", "steps", "smoke")
+LAGLESS_LIBS = {"lagless": "fp32", "lagless-bf16": "bf16"}  # lib -> lagless's --precision
 EVAL_SEED_OFFSET = 10_000
 GIT_AT_START: dict = {}  # the lagless code imported at start is the code measured
 
@@ -133,11 +138,13 @@ GIT_AT_START: dict = {}  # the lagless code imported at start is the code measur
 # ------------------------------------------------------------------ configs and models
 
 
-def lagless_config(algo: str, env: str, steps: int, seed: int, threads: int, run_dir: str, smoke: bool):
+def lagless_config(algo: str, env: str, steps: int, seed: int, threads: int, run_dir: str, smoke: bool,
+                   precision: str = "fp32"):
     if algo == "ppo":
-        return tp.lagless_config(env, steps, threads, run_dir, seed=seed)
+        return tp.lagless_config(env, steps, threads, run_dir, seed=seed, precision=precision)
     starts = SMOKE_SAC_LEARNING_STARTS if smoke else tp.SAC_LEARNING_STARTS
-    return tp.sac_lagless_config(env, steps, threads, run_dir, seed=seed, learning_starts=starts)
+    return tp.sac_lagless_config(env, steps, threads, run_dir, seed=seed, learning_starts=starts,
+                                 precision=precision)
 
 
 def sb3_model(algo: str, env: str, seed: int, threads: int, smoke: bool):
@@ -263,8 +270,9 @@ def evaluate(policy, algo: str, seed: int, episodes: int) -> dict:
             "seed": EVAL_SEED_OFFSET + seed, "returns": [round(x, 3) for x in returns]}
 
 
-def run_lagless(algo, env, steps, seed, threads, run_dir: Path, smoke: bool, episodes: int) -> dict:
-    config = lagless_config(algo, env, steps, seed, threads, str(run_dir), smoke)
+def run_lagless(algo, env, steps, seed, threads, run_dir: Path, smoke: bool, episodes: int,
+                precision: str = "fp32") -> dict:
+    config = lagless_config(algo, env, steps, seed, threads, str(run_dir), smoke, precision)
     t0 = time.perf_counter()
     result = train(algo, config)
     wall = time.perf_counter() - t0
@@ -296,8 +304,10 @@ def run_one(task: str, lib: str, seed: int, steps: int, args) -> dict:
         shutil.rmtree(run_dir)
     print(f"[peer_quality] {task} ({env}) {algo} {lib} seed {seed}, {steps:,} steps -> {run_dir}", flush=True)
     torch.set_num_threads(args.threads)
-    runner = run_lagless if lib == "lagless" else run_sb3
-    res = runner(algo, env, steps, seed, args.threads, run_dir, args.smoke, args.episodes)
+    if lib in LAGLESS_LIBS:
+        res = run_lagless(algo, env, steps, seed, args.threads, run_dir, args.smoke, args.episodes, LAGLESS_LIBS[lib])
+    else:
+        res = run_sb3(algo, env, steps, seed, args.threads, run_dir, args.smoke, args.episodes)
     curve = curve_from_rows(res["rows"], res["steps_done"])
     rec = {
         "task": task, "env": env, "algo": algo, "lib": lib, "seed": seed, "steps": steps,
@@ -352,9 +362,10 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
 
 
-def compare(recs: list[dict]) -> dict | None:
-    """The goal checks of one (task, steps) cell, or None until both libraries have runs."""
-    lib = {name: [r for r in recs if r["lib"] == name] for name in ("lagless", "sb3")}
+def compare(recs: list[dict], variant: str = "lagless") -> dict | None:
+    """The goal checks of one (task, steps) cell for one lagless variant (``lagless`` or
+    ``lagless-bf16``, called "lagless" in the result), or None until both sides have runs."""
+    lib = {name: [r for r in recs if r["lib"] == source] for name, source in (("lagless", variant), ("sb3", "sb3"))}
     if not lib["lagless"] or not lib["sb3"]:
         return None
     ev = {k: _stats([r["eval"]["mean"] for r in v]) for k, v in lib.items()}
@@ -386,8 +397,11 @@ def write_report(out: Path, md: Path) -> None:
     for r in records:
         cells.setdefault((r["task"], r["steps"], r["smoke"]), []).append(r)
     order = list(TASKS)
-    keys = sorted(cells, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1], k[2]))
-    results = {k: compare(cells[k]) for k in keys}
+    cell_keys = sorted(cells, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1], k[2]))
+    # one row per cell and lagless variant present (plain lagless when neither is there yet)
+    keys = [(*k, v) for k in cell_keys
+            for v in ([v for v in LAGLESS_LIBS if any(r["lib"] == v for r in cells[k])] or ["lagless"])]
+    results = {k: compare(cells[k[:3]], k[3]) for k in keys}
 
     lines = [
         "# Learning against a peer: lagless vs Stable-Baselines3",
@@ -410,9 +424,9 @@ def write_report(out: Path, md: Path) -> None:
     ]
     for k in keys:
         c = results[k]
-        label = k[0] + (" (smoke)" if k[2] else "")
+        label = _label(k)
         if c is None:
-            libs = sorted({r["lib"] for r in cells[k]})
+            libs = sorted({r["lib"] for r in cells[k[:3]]})
             lines.append(f"| {label} | {k[1]:,} | only {', '.join(libs)} so far | | | | - |")
             continue
         cell = {lib: f"{m:.2f} ± {sd:.2f} (n={n})" for lib, (m, sd, n) in c["ev"].items()}
@@ -436,20 +450,21 @@ def write_report(out: Path, md: Path) -> None:
         c = results[k]
         if c is None:
             continue
-        label = k[0] + (" (smoke)" if k[2] else "")
+        label = _label(k)
         ratio = "-" if math.isinf(c["time_ratio"]) else f"{c['time_ratio']:.2f}x"
         lines.append(f"| {label} | {k[1]:,} | {c['final']['lagless']:.2f} | {c['final']['sb3']:.2f} | "
                      f"{_fmt_s(c['wall']['lagless'])} | {_fmt_s(c['wall']['sb3'])} | "
                      f"{_fmt_s(c['lag_reach'])} | {ratio} | {_fmt_s(c['sb3_reach'])} | "
                      f"{'met' if c['time_ok'] else 'NOT MET'} |")
-    done = [k for k in keys if results[k] is not None and not k[2]]
-    if done:
-        q = all(results[k]["quality_ok"] for k in done)
-        t = all(results[k]["time_ok"] for k in done)
-        missing = [t_ for t_ in TASKS if not any(k[0] == t_ for k in done)]
-        lines += ["", (f"**Goal** on {len(done)} task budget(s): quality {'MET' if q else 'NOT MET'}, "
-                       f"time {'MET' if t else 'NOT MET'}"
-                       + (f"; not run yet: {', '.join(missing)}." if missing else "."))]
+    for variant in LAGLESS_LIBS:
+        done = [k for k in keys if results[k] is not None and not k[2] and k[3] == variant]
+        if done:
+            q = all(results[k]["quality_ok"] for k in done)
+            t = all(results[k]["time_ok"] for k in done)
+            missing = [t_ for t_ in TASKS if not any(k[0] == t_ for k in done)]
+            lines += ["", (f"**Goal** ({variant}) on {len(done)} task budget(s): quality "
+                           f"{'MET' if q else 'NOT MET'}, time {'MET' if t else 'NOT MET'}"
+                           + (f"; not run yet: {', '.join(missing)}." if missing else "."))]
     lines += [
         "",
         "## Learning curves: mean training return by fifth of the run (mean over seeds)",
@@ -457,8 +472,8 @@ def write_report(out: Path, md: Path) -> None:
         "| task | steps | lib | 1st | 2nd | 3rd | 4th | 5th | seeds |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for k in keys:
-        for lib in ("lagless", "sb3"):
+    for k in cell_keys:
+        for lib in (*LAGLESS_LIBS, "sb3"):
             rs = [r for r in cells[k] if r["lib"] == lib]
             if not rs:
                 continue
@@ -469,7 +484,7 @@ def write_report(out: Path, md: Path) -> None:
     lines += ["", "## Runs", "",
               "| task | steps | lib | seed | eval mean (episodes) | final train | wall | steps/s | date | machine | lagless code |",
               "|---|---:|---|---:|---:|---:|---:|---:|---|---|---|"]
-    for k in keys:
+    for k in cell_keys:
         for r in sorted(cells[k], key=lambda r: (r["lib"], r["seed"])):
             m, g = r["machine"], r["git"]
             code = g.get("commit", "?") + (" + local edits" if g.get("modified_src") else "")
@@ -484,6 +499,12 @@ def write_report(out: Path, md: Path) -> None:
               "```", "python benchmarks/peer_quality.py --tasks all --seeds 1 2 3 --skip-done", "```", ""]
     md.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(md, "\n".join(lines))
+
+
+def _label(key: tuple) -> str:
+    """A report row's task: ``HalfCheetah``, ``HalfCheetah (lagless bf16)``, ``... (smoke)``."""
+    task, _, smoke, variant = key
+    return task + ("" if variant == "lagless" else f" ({variant.replace('-', ' ')})") + (" (smoke)" if smoke else "")
 
 
 # ------------------------------------------------------------------ main

@@ -106,12 +106,13 @@ NETWORK = (f"instant L{LAYERS} H{HIDDEN}: conv{CONV_CHANNELS} 3x3 pad1 -> {HIDDE
 PRECISION = ARGS.precision if ARGS is not None else "fp32"
 
 
-def lagless_config(env: str, steps: int, threads: int, run_dir: str, *, seed: int = SEED) -> PPOConfig:
+def lagless_config(env: str, steps: int, threads: int, run_dir: str, *, seed: int = SEED,
+                   precision: str = PRECISION) -> PPOConfig:
     return PPOConfig(env=env, arch="instant", layers=LAYERS, hidden=HIDDEN, critic="instant",
                      total_steps=steps, num_envs=NUM_ENVS, rollout_steps=ROLLOUT_STEPS,
                      num_minibatches=NUM_MINIBATCHES, update_epochs=UPDATE_EPOCHS, lr=LR,
                      seed=seed, run_dir=run_dir, progress=False, tensorboard=False,
-                     threads=threads, checkpoint_every=10**9, precision=PRECISION)
+                     threads=threads, checkpoint_every=10**9, precision=precision)
 
 
 def run_lagless(env: str, steps: int, threads: int) -> dict:
@@ -202,14 +203,15 @@ SAC_NETWORK = (f"actor instant L{SAC_LAYERS} H{SAC_HIDDEN}: obs -> {SAC_HIDDEN} 
 
 
 def sac_lagless_config(env: str, steps: int, threads: int, run_dir: str, *, seed: int = SEED,
-                       learning_starts: int = SAC_LEARNING_STARTS, log_every: int = 1000) -> SACConfig:
+                       learning_starts: int = SAC_LEARNING_STARTS, log_every: int = 1000,
+                       precision: str = PRECISION) -> SACConfig:
     """lagless SAC with SB3's MuJoCo settings, spelled out so that a change of defaults shows."""
     return SACConfig(env=env, arch="instant", layers=SAC_LAYERS, hidden=SAC_HIDDEN,
                      critic_layers=3, critic_hidden=SAC_HIDDEN, batch_size=SAC_BATCH, lr=SAC_LR,
                      buffer_size=1_000_000, learning_starts=learning_starts, updates_per_step=1.0,
                      gamma=0.99, target_update_rate=0.005, alpha=0.0, total_steps=steps, num_envs=1,
                      seed=seed, run_dir=run_dir, progress=False, tensorboard=False, threads=threads,
-                     checkpoint_every=10**9, log_every=log_every, precision=PRECISION)
+                     checkpoint_every=10**9, log_every=log_every, precision=precision)
 
 
 def make_sb3_sac(env: str, threads: int, *, seed: int = SEED,
