@@ -13,15 +13,14 @@ on the other 10 episodes (switch costs included) minus the one policy's, in nats
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from lagless.explain.policy_refine import viterbi
+from lagless.explain.policy_refine import BehaviourPolicies, viterbi
 from lagless.explain.synthetic import _periodic
+from lagless.explain.vqvae import gaussian_nll_terms
 
 CASES = {"wander alone": [2], "straight alone": [1], "straight+wander": [1, 2], "circle+straight": [0, 1]}
 
@@ -45,34 +44,37 @@ def make(kinds: list[int], seed: int, episodes: int = 30, steps: int = 300):
     return [np.concatenate(x) for x in (obs, act, lab, ep)]
 
 
-class Policies(nn.Module):
-    """p(a | s, b): a diagonal Gaussian (components 1) or a mixture of diagonal Gaussians."""
+class MixturePolicies(BehaviourPolicies):
+    """p(a | s, b) as a mixture of ``components`` diagonal Gaussians (the package's policies
+    are one Gaussian): the same network, a wider output."""
 
-    def __init__(self, obs_dim: int, k: int, components: int):
-        super().__init__()
-        self.k, self.c = k, components
-        self.net = nn.Sequential(nn.Linear(obs_dim + k, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(),
-                                 nn.Linear(128, components * 5 if components > 1 else 4))
+    def __init__(self, obs_dim: int, behaviours: int, components: int):
+        # per component: a weight logit, then the mean and log std of the 2-D action
+        super().__init__(obs_dim, 5 * components, discrete=True, behaviours=behaviours, hidden=128)
+        self.components = components
 
-    def logp(self, s, a, b):
-        out = self.net(torch.cat([s, F.one_hot(b, self.k).float()], -1))
-        if self.c == 1:
-            mu, ls = out[:, :2], out[:, 2:].clamp(-5, 2)
-            return (-0.5 * ((a - mu) / ls.exp()) ** 2 - ls - 0.5 * math.log(2 * math.pi)).sum(-1)
-        out = out.view(-1, self.c, 5)
-        mu, ls = out[..., 1:3], out[..., 3:5].clamp(-5, 2)
-        comp = (-0.5 * ((a[:, None] - mu) / ls.exp()) ** 2 - ls - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return torch.logsumexp(out[..., 0].log_softmax(-1) + comp, -1)
+    def log_prob(self, obs, actions, behaviour):
+        out = self.net(torch.cat([obs, F.one_hot(behaviour, self.behaviours).float()], -1))
+        out = out.view(len(out), self.components, 5)
+        per_component = -gaussian_nll_terms(out[..., 1:], actions[:, None]).sum(-1)
+        return torch.logsumexp(out[..., 0].log_softmax(-1) + per_component, -1)
 
 
-def fit(S, A, L, k: int, components: int, updates: int, seed: int) -> Policies:
+def policies(obs_dim: int, k: int, components: int) -> BehaviourPolicies:
+    """The package's Gaussian behaviour policies, or the mixture variant."""
+    if components == 1:
+        return BehaviourPolicies(obs_dim, 2, discrete=False, behaviours=k, hidden=128)
+    return MixturePolicies(obs_dim, k, components)
+
+
+def fit(S, A, L, k: int, components: int, updates: int, seed: int) -> BehaviourPolicies:
     torch.manual_seed(seed)
-    model = Policies(S.shape[1], k, components)
+    model = policies(S.shape[1], k, components)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     rng = np.random.default_rng(seed)
     for _ in range(updates):
         rows = rng.integers(0, len(S), 256)
-        loss = -model.logp(S[rows], A[rows], L[rows]).mean()
+        loss = -model.log_prob(S[rows], A[rows], L[rows]).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -80,8 +82,8 @@ def fit(S, A, L, k: int, components: int, updates: int, seed: int) -> Policies:
 
 
 @torch.no_grad()
-def scores(model: Policies, S, A) -> np.ndarray:
-    return np.stack([model.logp(S, A, torch.full((len(S),), b)).numpy() for b in range(model.k)], 1)
+def scores(model: BehaviourPolicies, S, A) -> np.ndarray:
+    return np.stack([model.log_prob(S, A, torch.full((len(S),), b)).numpy() for b in range(model.behaviours)], 1)
 
 
 def split_gain(kinds: list[int], components: int, updates: int, seed: int, cost: float) -> float:

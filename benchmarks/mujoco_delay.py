@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from minatar_delay import returns_by_fifth
+from minatar_delay import PRECISIONS, returns_by_fifth
 from records import load_records, machine
 from records import merge_record as merge_locked
 
@@ -45,7 +45,6 @@ LAYERS, HIDDEN, TAU, ACTIONS = 4, 256, 1, 2
 COLUMNS = {"instant": ("instant", 0, 0), "chain": ("chain", 0, 0), "skip": ("skip", ACTIONS, 0),
            "instant obs+1": ("instant", ACTIONS, 1)}
 KEY_FIELDS = ("env", "arch", "layers", "tau", "last_actions", "obs_delay", "seed", "steps", "precision")
-PRECISIONS = ("fp32", "bf16")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "mujoco_delay.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "mujoco_delay"
 GOAL = 0.9
