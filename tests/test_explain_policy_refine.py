@@ -5,8 +5,8 @@ import itertools
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
+from steering_data import runs, steering
 
-from lagless.explain.episodes import EpisodeData
 from lagless.explain.policy_refine import RefineSettings, refine_behaviours, viterbi
 
 FAST = {"updates": 120, "rounds": 3}
@@ -32,37 +32,9 @@ def test_viterbi_finds_the_best_labelling_of_every_episode():
         assert np.isclose(got, _brute_force(scores[rows], 2.0))
 
 
-def _steering(behaviours: np.ndarray, episode_steps: int, seed: int) -> EpisodeData:
-    """A point steering by its last step: behaviour 0 keeps its heading, 1 turns at random."""
-    rng = np.random.default_rng(seed)
-    n = len(behaviours)
-    obs, actions = np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32)
-    heading = 0.0
-    for t in range(n):
-        if t % episode_steps == 0 or behaviours[t] != behaviours[t - 1]:
-            heading = rng.uniform(0, 2 * np.pi)
-        elif behaviours[t] == 1:
-            heading += rng.normal(0, 0.4)
-        obs[t] = actions[t - 1] if t % episode_steps else 0.0
-        actions[t] = [np.cos(heading), np.sin(heading)] + rng.normal(0, 0.03, 2)
-    ends = np.zeros(n, bool)
-    ends[episode_steps - 1::episode_steps] = True
-    return EpisodeData(observations=obs, actions=actions, rewards=np.zeros(n, np.float32),
-                       terminations=np.zeros(n, bool), truncations=ends,
-                       final_observations=actions[ends].copy())
-
-
-def _runs(n: int, rng: np.random.Generator, k: int = 2) -> np.ndarray:
-    out, b = [], 0
-    while len(out) < n:
-        out += [b] * int(rng.integers(25, 60))
-        b = (b + 1) % k
-    return np.array(out[:n])
-
-
 def test_labels_that_contradict_the_actions_are_corrected():
-    truth = _runs(6000, np.random.default_rng(3))
-    data = _steering(truth, 200, seed=3)
+    truth = runs(6000, np.random.default_rng(3))
+    data = steering(truth, 200, seed=3)
     noisy = truth.copy()
     flip = np.random.default_rng(4).random(len(truth)) < 0.2
     noisy[flip] = 1 - noisy[flip]
@@ -76,7 +48,7 @@ def test_labels_the_actions_cannot_decide_stay_with_their_codes():
     """One steady policy under two labels that follow the codes: the likelihood has no
     preference, so the code term keeps the labels where the codes put them."""
     rng = np.random.default_rng(5)
-    data = _steering(np.zeros(6000, np.int64), 200, seed=5)
+    data = steering(np.zeros(6000, np.int64), 200, seed=5)
     codes = np.repeat(rng.integers(0, 2, 6000 // 30), 30) * 3 + rng.integers(0, 3, 6000)
     given = (codes >= 3).astype(np.int64)
     labels, info = refine_behaviours(data, codes, given, RefineSettings(seed=0, **FAST))

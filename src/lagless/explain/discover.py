@@ -26,6 +26,7 @@ from lagless.explain.confidence import discovery_confidence
 from lagless.explain.discover_config import DiscoverConfig
 from lagless.explain.episodes import EpisodeData
 from lagless.explain.policy_refine import RefineSettings, refine_behaviours
+from lagless.explain.policy_split import SplitSettings, split_behaviours
 from lagless.explain.segments import behaviour_stats, find_segments, smooth_labels
 from lagless.explain.spectral import relabel_by_size
 from lagless.explain.step_encoding import encode_steps
@@ -87,6 +88,11 @@ def _refine(data: EpisodeData, codes: np.ndarray, labels: np.ndarray, graph, con
     graph then colours each code by the behaviour most of its steps got."""
     settings = RefineSettings(switch_cost=config.switch_cost, seed=config.seed)
     refined, info = refine_behaviours(data, codes, labels, settings)
+    if config.split:
+        split = SplitSettings(min_gain=config.split_gain, min_fraction=config.min_behaviour_fraction,
+                              max_behaviours=config.max_behaviours,
+                              min_segment_length=config.min_segment_length, seed=config.seed)
+        refined, info["split"] = split_behaviours(data, codes, refined, settings, split)
     refined = smooth_labels(refined, data.episode_ids(), config.min_segment_length)
     refined = relabel_by_size(refined, np.ones(len(refined)))
     k = int(refined.max()) + 1
@@ -97,6 +103,9 @@ def _refine(data: EpisodeData, codes: np.ndarray, labels: np.ndarray, graph, con
     graph.num_behaviours = k
     info["behaviours"] = k
     logger.info("refined as policies: %d behaviours (the graph's %d)", k, info["behaviours_before"])
+    if "split" in info:
+        logger.info("split as policies: %d behaviours tested, %d splits kept",
+                    len(info["split"]["tests"]), info["split"]["behaviours"] - info["split"]["behaviours_before"])
     return refined, info
 
 

@@ -33,6 +33,14 @@ class DiscoverConfig:
         True, "refine the graph's behaviours as policies: relabel steps by how well each "
         "behaviour's policy p(a | s, behaviour) explains them, anchored to their codes "
         "(--no-refine: the code graph's labels as they are)")
+    split: bool = option(
+        True, "after refining, split a behaviour in two when two policies explain its held-out "
+        "episodes better than one (see --split-gain; --no-split: keep the graph's number of "
+        "behaviours)")
+    split_gain: float = option(
+        0.1, "held-out log-likelihood (nats per step, switch costs included) a split must gain "
+        "over one policy and over its two policies mixed by what the state alone says of the "
+        "part, before a behaviour is split", metavar="G")
     switch_cost: float = option(
         8.0, "refinement: log-likelihood (nats) a behaviour switch within an episode must earn",
         metavar="C")
@@ -97,6 +105,7 @@ class DiscoverConfig:
             (self.max_behaviours >= 2, "--max-behaviours must be at least 2"),
             (0.0 <= self.min_behaviour_fraction < 1.0, "--min-behaviour-fraction must be in [0, 1)"),
             (0.0 <= self.similarity_weight <= 1.0, f"--similarity-weight must be in [0, 1], got {self.similarity_weight}"),
+            (self.split_gain >= 0.0, f"--split-gain must be at least 0, got {self.split_gain}"),
             (self.switch_cost >= 0.0, f"--switch-cost must be at least 0, got {self.switch_cost}"),
             (self.min_segment_length >= 1, "--min-segment-length must be at least 1"),
             (self.codebook_size >= 2, f"--codebook-size must be at least 2, got {self.codebook_size}"),

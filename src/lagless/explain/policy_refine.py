@@ -37,7 +37,7 @@ class RefineSettings:
     seed: int = 0
 
 
-class _Steps:
+class Steps:
     """Normalised state features and actions of the data's steps, built batch by batch (a
     million MinAtar steps as float32 features would take 4 GB)."""
 
@@ -123,28 +123,31 @@ def refine_behaviours(data: EpisodeData, codes: np.ndarray, labels: np.ndarray,
     the module doc says, and a summary of what changed."""
     s = settings or RefineSettings()
     labels, k = _compact(np.asarray(labels))
-    steps = _Steps(data)
+    steps = Steps(data)
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
     start = labels
+    every = np.arange(len(steps))
     for _ in range(s.rounds):
-        model = _fit(steps, labels, k, s, rng)
-        scores = _policy_scores(steps, model) + s.code_weight * _code_scores(codes, labels, k)
+        model = fit_policies(steps, every, labels, k, s, rng)
+        scores = policy_scores(steps, model) + s.code_weight * _code_scores(codes, labels, k)
         labels, k = _compact(viterbi(scores, steps.episode, s.switch_cost))
     return labels, {"behaviours_before": int(start.max()) + 1, "behaviours": k,
                     "steps_relabelled": float(np.mean(labels != start)) if k == start.max() + 1 else None,
                     "rounds": s.rounds, "switch_cost": s.switch_cost, "code_weight": s.code_weight}
 
 
-def _fit(steps: _Steps, labels: np.ndarray, k: int, s: RefineSettings,
-         rng: np.random.Generator) -> BehaviourPolicies:
+def fit_policies(steps: Steps, rows: np.ndarray, labels: np.ndarray, k: int, s: RefineSettings,
+                 rng: np.random.Generator, updates: int | None = None) -> BehaviourPolicies:
+    """p(a | s, b) for ``k`` behaviours, fitted to steps ``rows`` whose behaviours are ``labels``
+    (one per row), by ``updates`` (default ``s.updates``) Adam steps on random batches."""
     model = BehaviourPolicies(steps.obs_dim, steps.num_actions, steps.discrete, k, s.hidden)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     target = torch.as_tensor(labels)
-    for _ in range(s.updates):
-        rows = rng.integers(0, len(steps), size=s.batch_size)
-        obs, acts = steps.batch(rows)
-        loss = -model.log_prob(obs, acts, target[rows]).mean()
+    for _ in range(s.updates if updates is None else updates):
+        pick = rng.integers(0, len(rows), size=s.batch_size)
+        obs, acts = steps.batch(rows[pick])
+        loss = -model.log_prob(obs, acts, target[pick]).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -152,15 +155,15 @@ def _fit(steps: _Steps, labels: np.ndarray, k: int, s: RefineSettings,
 
 
 @torch.no_grad()
-def _policy_scores(steps: _Steps, model: BehaviourPolicies) -> np.ndarray:
-    """log p(a_t | s_t, b) of every step under every behaviour (N, K)."""
-    n, k = len(steps), model.behaviours
-    out = np.empty((n, k))
-    for lo in range(0, n, 8192):
-        rows = np.arange(lo, min(n, lo + 8192))
-        obs, acts = steps.batch(rows)
-        for b in range(k):
-            out[rows, b] = model.log_prob(obs, acts, torch.full((len(rows),), b)).numpy()
+def policy_scores(steps: Steps, model: BehaviourPolicies, rows: np.ndarray | None = None) -> np.ndarray:
+    """log p(a_t | s_t, b) of steps ``rows`` (default: every step) under every behaviour (N, K)."""
+    rows = np.arange(len(steps)) if rows is None else rows
+    out = np.empty((len(rows), model.behaviours))
+    for lo in range(0, len(rows), 8192):
+        part = slice(lo, lo + 8192)
+        obs, acts = steps.batch(rows[part])
+        for b in range(model.behaviours):
+            out[part, b] = model.log_prob(obs, acts, torch.full((len(obs),), b)).numpy()
     return out
 
 
