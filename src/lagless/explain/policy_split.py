@@ -3,8 +3,9 @@
 The code graph can give two behaviours one label (a periodic behaviour and a straight one
 whose single steps look alike). Each behaviour is tested as a policy: two sub-behaviours are
 found by hard EM over its runs (fit two policies p(a | s, part), relabel by Viterbi with the
-switch cost, parts shorter than ``min_segment_length`` merged away), started from its steps
-split where one policy explains them better or worse than usual over a few steps. On
+switch cost, parts shorter than ``min_segment_length`` merged away), started from two
+guesses (whole runs, or stretches of a few steps, that one policy explains worse than
+usual), the better fit kept. On
 held-out episodes the split must then beat, by ``min_gain`` nats per step (switch costs
 included), both one policy and the two policies mixed by the part as read from the state
 alone. The second comparison matters: a split by state region (straight runs by heading, a
@@ -28,7 +29,6 @@ import torch
 
 from lagless.explain.episodes import EpisodeData
 from lagless.explain.policy_refine import (
-    BehaviourPolicies,
     RefineSettings,
     Steps,
     fit_policies,
@@ -96,26 +96,32 @@ def _local_mean(values: np.ndarray, runs: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+class _PartOfStep:
+    """A behaviour's steps whose 'action' is their part, so that ``fit_policies`` fits a
+    classifier q(part | state) with the policies' network and batches."""
+
+    discrete, num_actions = True, 2
+
+    def __init__(self, steps: Steps, rows: np.ndarray, part: np.ndarray):
+        self.steps, self.obs_dim = steps, steps.obs_dim
+        self.part = np.zeros(len(steps), np.int64)
+        self.part[rows] = part
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.steps.batch(rows)[0], torch.as_tensor(self.part[rows])
+
+
 def _part_from_state(steps: Steps, rows: np.ndarray, part: np.ndarray, refine: RefineSettings,
                      rng: np.random.Generator, updates: int):
     """A classifier of ``part`` from the state alone, fitted on steps ``rows``; returns a
     function from rows to log q(part | state) of both parts (N, 2)."""
-    model = BehaviourPolicies(steps.obs_dim, 2, True, 1, refine.hidden)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    target = torch.as_tensor(part)
-    only = torch.zeros(refine.batch_size, dtype=torch.long)
-    for _ in range(updates):
-        pick = rng.integers(0, len(rows), size=refine.batch_size)
-        loss = -model.log_prob(steps.batch(rows[pick])[0], target[pick], only).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+    model = fit_policies(_PartOfStep(steps, rows, part), rows, np.zeros(len(rows), np.int64), 1,
+                         refine, rng, updates)
 
     @torch.no_grad()
     def read(at: np.ndarray) -> np.ndarray:
         obs = steps.batch(at)[0]
-        none = torch.zeros(len(at), dtype=torch.long)
-        return torch.stack([model.log_prob(obs, torch.full_like(none, p), none) for p in (0, 1)], 1).numpy()
+        return model.net(torch.cat([obs, torch.ones(len(at), 1)], -1)).log_softmax(-1).numpy()
 
     return read
 
