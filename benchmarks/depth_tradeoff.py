@@ -35,6 +35,9 @@ sampling the policy, as ``lagless eval``; Hopper: 10 deterministic episodes, as 
 the final policy is also evaluated on seeds 10000 + seed, recorded as ``eval_return``; the
 report uses ``eval_return`` where present.
 
+``--precision bf16`` trains with lagless's bfloat16 matmuls (about half a SAC run's time on a CPU
+with bfloat16 units); records carry ``precision`` and the report names each task's precisions.
+
 One training at a time; each finished run is merged into ``benchmarks/results/depth_tradeoff.json``
 (under a lock) and the report ``.md`` and plot ``.png`` are regenerated. An interrupted run (its
 folder under ``--runs-root`` exists) resumes from its last checkpoint. The loop runs seed by seed
@@ -61,10 +64,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from minatar_delay import (
+    PRECISIONS,
     final_return_from_metrics,
     last_sps,
     previous_command,
     returns_by_fifth,
+    setting,
     time_to_stop,
 )
 from mujoco_delay import _stats
@@ -94,7 +99,7 @@ GOAL_BOUND = 0.9
 # 500 minus a near-random chain, so noise of a few points in chain's return must not fail the goal)
 GAP_KEEP = 0.95
 GOAL_BOUND_TASKS = ("CartPole-v1", "Acrobot-v1")
-KEY_FIELDS = ("env", "algo", "arch", "layers", "tau", "last_actions", "obs_delay", "seed", "steps")
+KEY_FIELDS = ("env", "algo", "arch", "layers", "tau", "last_actions", "obs_delay", "seed", "steps", "precision")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "depth_tradeoff.json"
 DEFAULT_RUNS_ROOT = Path("runs") / "bench" / "depth_tradeoff"
 FULL_COMMAND = ("OMP_NUM_THREADS=1 python benchmarks/depth_tradeoff.py --env all --seeds 1 2 3 --skip-done")
@@ -136,20 +141,27 @@ def merge_record(path: Path, rec: dict) -> None:
         list(COLUMNS).index(column(r)) if column(r) else 99, r["seed"], r["steps"]))
 
 
-def run_dir_for(runs_root: Path, env: str, col: str, layers: int, seed: int, steps: int) -> Path:
-    tag = col.replace(" obs+", "-d")
+def record_key(rec: dict) -> tuple:
+    """A record's key, ``precision`` defaulting to fp32 for records written before the flag."""
+    return tuple(setting(rec, k) for k in KEY_FIELDS)
+
+
+def run_dir_for(runs_root: Path, env: str, col: str, layers: int, seed: int, steps: int,
+                precision: str = "fp32") -> Path:
+    tag = col.replace(" obs+", "-d") + ("" if precision == "fp32" else f"-{precision}")
     return runs_root / f"{short(env)}-{tag}-L{layers}-t{TAU}-k{last_actions_for(col, layers)}-s{seed}-n{steps}"
 
 
 # ------------------------------------------------------------------ one run
 
 
-def make_config(env: str, col: str, layers: int, seed: int, steps: int, rdir: Path, progress: bool):
+def make_config(env: str, col: str, layers: int, seed: int, steps: int, rdir: Path, progress: bool,
+                precision: str = "fp32"):
     algo = TASKS[env][0]
     arch, delay = COLUMNS[col]
     common = {"env": env, "arch": arch, "layers": layers, "tau": TAU, "last_actions": last_actions_for(col, layers),
               "obs_delay": delay, "seed": seed, "total_steps": steps, "run_dir": str(rdir), "threads": 1,
-              "progress": progress, "tensorboard": False}
+              "progress": progress, "tensorboard": False, "precision": precision}
     if algo == "sac":
         from lagless.realtime.sac_config import SACConfig
 
@@ -160,15 +172,15 @@ def make_config(env: str, col: str, layers: int, seed: int, steps: int, rdir: Pa
 
 
 def run_one(env: str, col: str, layers: int, seed: int, steps: int, runs_root: Path, out: Path,
-            progress: bool, command: str) -> dict:
+            progress: bool, command: str, precision: str = "fp32") -> dict:
     """Train (or resume) one run, evaluate it where cheap, merge its record."""
     from lagless.trainers import load_policy, train
 
     algo, _, evaluation = TASKS[env]
-    rdir = run_dir_for(runs_root, env, col, layers, seed, steps)
+    rdir = run_dir_for(runs_root, env, col, layers, seed, steps, precision)
     resume = (rdir / "config.json").exists()
-    config = make_config(env, col, layers, seed, steps, rdir, progress)
-    print(f"[depth_tradeoff] {'resuming' if resume else 'starting'} {env} {col} L{layers} seed {seed} "
+    config = make_config(env, col, layers, seed, steps, rdir, progress, precision)
+    print(f"[depth_tradeoff] {'resuming' if resume else 'starting'} {env} {col} {precision} L{layers} seed {seed} "
           f"steps {steps} -> {rdir}", flush=True)
     t0 = time.perf_counter()
     result = train(algo, config, resume=resume)
@@ -177,7 +189,8 @@ def run_one(env: str, col: str, layers: int, seed: int, steps: int, runs_root: P
     rec = {
         "env": env, "algo": algo, "arch": config.arch, "layers": layers, "tau": TAU,
         "last_actions": config.last_actions, "obs_delay": config.obs_delay, "hidden": config.hidden,
-        "seed": seed, "steps": steps, "final_return": round(final, 3), "final_episodes": episodes,
+        "seed": seed, "steps": steps, "precision": precision, "final_return": round(final, 3),
+        "final_episodes": episodes,
         "return_by_fifth": returns_by_fifth(rdir),
         "sps": round(result.sps if result.sps > 0 else last_sps(rdir), 1),
         "wall_minutes": round(wall / 60, 2), "resumed": resume,
@@ -309,7 +322,8 @@ def write_report(out: Path, md: Path, png: Path, steps: dict[str, int], command:
         if not any(k[0] == env for k in c):
             continue
         what = "eval_return" if evaluation else "final_return"
-        lines += [f"## {env} ({algo.upper()}, {steps[env]:,} steps, {what})", "",
+        precisions = ", ".join(sorted({setting(r, "precision") for r in recs if r["env"] == env}))
+        lines += [f"## {env} ({algo.upper()}, {steps[env]:,} steps, {precisions}, {what})", "",
                   "| layers | " + " | ".join(COLUMNS) + " | skip / bound | skip - chain |",
                   "|---:|" + "---:|" * (len(COLUMNS) + 2)]
         for L in LAYERS:
@@ -397,6 +411,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="columns: " + ", ".join(COLUMNS) + " (quote 'instant obs+1', or write bound)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1])
     p.add_argument("--steps", type=int, default=None, help="agent steps per run (default: each task's own)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="lagless's --precision for these runs (bf16: bfloat16 matmuls, about half a SAC run's "
+                        "time on a CPU with bfloat16 units); records carry it and the report says it per task")
     p.add_argument("--skip-done", action="store_true", help="skip runs whose record is in the results file")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     p.add_argument("--md", type=Path, default=None, help="report (default: next to --out, .md; plot .png)")
@@ -437,12 +454,13 @@ def main(argv: list[str] | None = None) -> None:
                     if time_to_stop(args, t_start, "depth_tradeoff"):
                         return
                     arch, delay = COLUMNS[col]
-                    key = (env, TASKS[env][0], arch, L, TAU, last_actions_for(col, L), delay, seed, steps[env])
-                    if args.skip_done and any(tuple(r.get(k) for k in KEY_FIELDS) == key
-                                              for r in load_records(args.out)):
+                    key = (env, TASKS[env][0], arch, L, TAU, last_actions_for(col, L), delay, seed, steps[env],
+                           args.precision)
+                    if args.skip_done and any(record_key(r) == key for r in load_records(args.out)):
                         print(f"[depth_tradeoff] skip (done) {env} {col} L{L} seed {seed}", flush=True)
                         continue
-                    run_one(env, col, L, seed, steps[env], args.runs_root, args.out, progress, command)
+                    run_one(env, col, L, seed, steps[env], args.runs_root, args.out, progress, command,
+                            args.precision)
                     write_report(args.out, md, png, steps, command)
     print(f"[depth_tradeoff] results: {args.out}, report: {md}, plot: {png}", flush=True)
 
