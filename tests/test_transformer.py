@@ -100,3 +100,24 @@ def test_a_batch_subset_gets_the_outputs_it_has_in_the_whole_batch():
     idx = torch.tensor([3, 0, 2])
     part, _ = net.forward_sequence(x[:, idx], tuple(s[idx] for s in state), starts[:, idx])
     torch.testing.assert_close(part, whole[:, idx], rtol=1e-5, atol=1e-6)
+
+
+def test_learns_to_recall_the_observation_k_steps_back():
+    """The learned bias per distance lets a head single out one distance; ALiBi's linear
+    penalty alone (the bias frozen at its start) stays near 0.45 on this task."""
+    torch.manual_seed(0)
+    space = gym.spaces.Box(0, 1, (4,))
+    net = init_transformer(GTrXLNet(ObsLayout.from_space(space), 1, 32, 4, 8, HeadStage(32, 4, 0.01)))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    k, T, B = 3, 24, 32
+    for _ in range(200):
+        cards = torch.randint(0, 4, (T, B))
+        out, _ = net.forward_sequence(torch.nn.functional.one_hot(cards, 4).float(), net.initial_state(B))
+        loss = torch.nn.functional.cross_entropy(out[k:].reshape(-1, 4), cards[:-k].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    cards = torch.randint(0, 4, (T, 256))
+    with torch.no_grad():
+        out, _ = net.forward_sequence(torch.nn.functional.one_hot(cards, 4).float(), net.initial_state(256))
+    assert (out[k:].argmax(-1) == cards[:-k]).float().mean() > 0.85

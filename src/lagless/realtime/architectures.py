@@ -194,7 +194,7 @@ def network_layout_id(arch: str, net: nn.Module) -> str:
     whose id differs from the network the code builds now must not be loaded into it.
     """
     parts = [LAYOUT_FORMAT, type(net).__name__]
-    for attr in ("sources", "residual", "delayed", "fresh_stages", "heads"):
+    for attr in ("sources", "residual", "delayed", "fresh_stages", "heads", "positions"):
         if hasattr(net, attr):
             parts.append(f"{attr}={getattr(net, attr)}")
     fresh = getattr(net, "fresh", None)

@@ -8,8 +8,11 @@ last ``memory`` steps (the cached memory) and of the current step.
 The state is the cache: per layer the inputs of the last ``memory`` steps ``[B, M, H]`` plus
 a validity mask ``[B, M]``. Steps from before an episode start are never attended to, so
 acting one step at a time with the cache gives the same outputs as ``forward_sequence`` over
-the whole stretch (a test checks this). Positions enter as a per-head linear bias on the
-attention logits by distance (ALiBi), which works the same in both modes; TrXL uses
+the whole stretch (a test checks this). Positions enter as a learned per-head bias on the
+attention logits for each distance 0..memory (relative position bias, as in T5: Raffel et
+al., 2020), which works the same in both modes. It starts as ALiBi's linear penalty (Press et
+al., 2022), a recency preference, and can learn to single out one distance, which a linear
+penalty cannot: "the observation k steps ago" (POPGym's RepeatPrevious) needs that. TrXL uses
 sinusoidal relative encodings instead.
 """
 
@@ -90,8 +93,10 @@ class GTrXLNet(DeviceAware):
         self.out_dim = head.out_dim
         self.max_delay = memory
         self.delays = list(range(memory + 1))
-        # ALiBi slopes: a geometric series per head (Press et al., 2022)
-        self.register_buffer("slopes", torch.tensor([2 ** (-8 * (i + 1) / heads) for i in range(heads)]))
+        self.positions = "learned bias per distance"  # part of the checkpoint layout id
+        # [heads, memory + 1], started at ALiBi's slopes (a geometric series per head) times the distance
+        slopes = torch.tensor([2 ** (-8 * (i + 1) / heads) for i in range(heads)])
+        self.distance_bias = nn.Parameter(-slopes.view(-1, 1) * torch.arange(memory + 1.0).view(1, -1))
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu"):
         """Per block the cached inputs ``[B, M, H]``, then the cache's validity ``[B, M]`` (all empty)."""
@@ -122,7 +127,7 @@ class GTrXLNet(DeviceAware):
         ok = ok.unsqueeze(0).expand(B, T, M + T).clone()
         ok[:, :, :M] &= (valid.bool().unsqueeze(1) & (seg == 0).unsqueeze(2))
         ok[:, :, M:] &= seg.unsqueeze(2) == seg.unsqueeze(1)
-        bias = -self.slopes.view(1, -1, 1, 1) * dist.to(self.slopes.dtype).view(1, 1, T, M + T)
+        bias = self.distance_bias[:, dist.clamp(0, M)].unsqueeze(0)  # [1, heads, T, M + T]
         return bias.masked_fill(~ok.unsqueeze(1), float("-inf"))
 
     def forward_sequence(self, obs, state, episode_start: torch.Tensor | None = None):
@@ -148,6 +153,6 @@ class GTrXLNet(DeviceAware):
 def init_transformer(net: GTrXLNet) -> GTrXLNet:
     """Xavier weights for the projections (transformers' usual start); the gates keep their bias."""
     for name, p in net.named_parameters():
-        if p.dim() == 2 and not name.startswith("head"):
+        if p.dim() == 2 and not name.startswith("head") and name != "distance_bias":
             nn.init.xavier_uniform_(p, gain=1 / math.sqrt(2) if "qkv" in name else 1.0)
     return net
