@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
+import re
 import shlex
 import sys
 import time
@@ -185,6 +186,10 @@ def main(argv=None) -> None:
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
     command = "python benchmarks/ald_memory.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    md = args.out.with_suffix(".md")
+    if args.report_only and md.exists():  # keep the command that made the records
+        kept = re.search(r"^Command: `(.*)`$", md.read_text(), re.MULTILINE)
+        command = kept.group(1) if kept else command
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         done = {tuple(r[k] for k in KEY_FIELDS) for r in load_records(args.out)}
