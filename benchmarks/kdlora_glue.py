@@ -28,6 +28,11 @@ deployed models of a task are timed side by side, in interleaved rounds, so that
 share the machine's load. Writes ``--out`` (records, per-task means over seeds, dev curves, goal
 summary) and the same name with ``.md``.
 
+Merged over sittings: when ``--out`` exists, its records of other tasks and seeds are kept (each
+sitting's command, machine and date listed), so the full benchmark can be run a few tasks at a
+time on different days or machines. A task already in the file with other settings (rows, epochs)
+is refused: pick another ``--out``.
+
 The score goal is judged on the mean over the tasks where some method (teacher included) scores
 above chance by more than the dev set's noise (two binomial standard errors, 2 * sqrt(0.25 / n),
 for accuracy and F1; 2 / sqrt(n) for correlations); chance is the best constant prediction on the
@@ -51,6 +56,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +215,43 @@ def run_task(task: str, seed: int, args) -> tuple[list[dict], dict]:
     return out, level
 
 
+def sittings_of(result: dict) -> list[dict]:
+    """The sittings that wrote ``result`` (files from before merging hold one, at the top level)."""
+    if result.get("sittings"):
+        return result["sittings"]
+    keys = ("command", "machine", "threads_note", "date", "lagless_version", "git_commit")
+    return [{k: result.get(k) for k in keys}]
+
+
+def merged_result(out: Path, sitting: dict, settings: dict, variants: list[str]) -> dict:
+    """The result to extend: ``out``'s records and sittings plus this sitting (whose task-and-seed
+    rows replace the old ones as each finishes, so an interrupted sitting loses nothing).
+
+    Raises ValueError when ``out`` is unreadable or holds one of this sitting's tasks with other
+    settings, since mixing them would average different benchmarks.
+    """
+    fresh = {"sittings": [sitting], "precision": "float32", "seeds": [], "variants": variants,
+             "settings": dict(settings), "records": [], "chance": {}, "summary": {}}
+    if not out.exists():
+        return fresh
+    try:
+        old = json.loads(out.read_text())
+        old_records = old["records"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{out} is not a readable kdlora_glue result ({err}): move it away or pick another --out")
+    for task, wanted in settings.items():
+        had = old.get("settings", {}).get(task)
+        if had is not None and had != wanted and any(r["task"] == task for r in old_records):
+            raise ValueError(f"{out} holds {task} with settings {had}, this run's are {wanted}: pick another --out")
+    fresh["sittings"] = sittings_of(old) + [sitting]
+    fresh["settings"] = {**old.get("settings", {}), **settings}
+    fresh["variants"] = sorted(set(old.get("variants", [])) | set(variants))
+    fresh["chance"] = dict(old.get("chance", {}))
+    fresh["records"] = list(old_records)
+    fresh["seeds"] = sorted({r["seed"] for r in fresh["records"]})
+    return fresh
+
+
 def per_task(records: list[dict]) -> dict[str, dict[str, dict]]:
     """task -> method -> mean (and std, n) over seeds of score, memory, latency, parameters."""
     table: dict[str, dict[str, dict]] = {}
@@ -274,10 +317,11 @@ def summary(records: list[dict], chance_levels: dict[str, dict] | None = None) -
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# KD-LoRA on local GLUE files ({result['date']})", "",
-             f"`{result['command']}`", "", f"Machine: {result['machine']}; {result['threads_note']}; "
-             f"precision float32; lagless {result['lagless_version']}"
-             + (f" ({result['git_commit']})" if result.get("git_commit") else "") + ".", "",
+    lines = ["# KD-LoRA on local GLUE files", "", "Sittings (precision float32):", ""]
+    for s in sittings_of(result):
+        lines.append(f"- `{s['command']}` ({s['date']}; {s['machine']}; {s['threads_note']}; "
+                     f"lagless {s['lagless_version']}" + (f" {s['git_commit']}" if s.get("git_commit") else "") + ")")
+    lines += ["",
              "Settings per task (training rows / dev rows / epochs; None: all rows of the local file): "
              + ", ".join(f"{t} {s['train_examples']} / {s['dev_examples']} / {s['epochs']:g}"
                          for t, s in result["settings"].items()) + f"; seeds {result['seeds']}.", "",
@@ -341,12 +385,16 @@ def main() -> int:
                         help="dev rows of every task, a seeded subsample (default: all)")
     parser.add_argument("--epochs", type=float, default=None, help="epochs of every task (default: per task)")
     parser.add_argument("--max-length", type=int, default=128, help="longest input in tokens")
-    parser.add_argument("--work-dir", type=Path, default=Path("runs/bench/kdlora_glue"))
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="step folders (default runs/bench/kdlora_glue; --smoke: under /tmp)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     parser.add_argument("--repeats", type=int, default=10, help="timed batches per latency round")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--smoke", action="store_true", help="64 examples, 1 epoch: checks the script")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON, merged with what it holds (default benchmarks/results/kdlora_glue.json;"
+                             " --smoke: under /tmp)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="64 examples, 1 epoch: checks the script (its files go under /tmp unless given)")
     parser.add_argument("--epochs-scale", type=float, default=1.0,
                         help="multiply every task's epochs (all methods alike)")
     parser.add_argument("--teachers", type=Path, default=None,
@@ -354,6 +402,9 @@ def main() -> int:
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"comma-separated student variants ({', '.join(VARIANTS)}) or 'none'")
     args = parser.parse_args()
+    smoke_root = Path(tempfile.gettempdir()) / "kdlora_glue_smoke"
+    args.out = args.out or (smoke_root / "kdlora_glue.json" if args.smoke else OUT)
+    args.work_dir = args.work_dir or (smoke_root / "work" if args.smoke else Path("runs/bench/kdlora_glue"))
     names = [v for v in args.variants.split(",") if v and v != "none"]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
@@ -367,21 +418,23 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.threads:
         torch.set_num_threads(args.threads)
-    records: list[dict] = []
-    levels: dict[str, dict] = {}
-    result = {"command": "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "(unset)") + " python "
-                         + shlex.join(["benchmarks/kdlora_glue.py", *sys.argv[1:]]),
-              "machine": machine(), "threads_note": f"torch threads {torch.get_num_threads()}",
-              "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "lagless_version": __version__, "git_commit": git_commit(), "precision": "float32",
-              "seeds": seeds, "variants": names,
-              "settings": {t: dict(zip(("train_examples", "dev_examples", "epochs"), task_plan(t, args),
-                                       strict=True)) for t in tasks},
-              "records": records, "chance": levels, "summary": {}}
+    sitting = {"command": "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "(unset)") + " python "
+                          + shlex.join(["benchmarks/kdlora_glue.py", *sys.argv[1:]]),
+               "machine": machine(), "threads_note": f"torch threads {torch.get_num_threads()}",
+               "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "lagless_version": __version__, "git_commit": git_commit()}
+    settings = {t: dict(zip(("train_examples", "dev_examples", "epochs"), task_plan(t, args), strict=True))
+                for t in tasks}
+    try:
+        result = merged_result(args.out, sitting, settings, names)
+    except ValueError as err:
+        parser.error(str(err))
+    records, levels = result["records"], result["chance"]
     for task in tasks:  # task by task, each over all seeds, so that finished tasks come first
         for seed in seeds:
             rows, levels[task] = run_task(task, seed, args)
-            records.extend(rows)
+            records[:] = [r for r in records if (r["task"], r["seed"]) != (task, seed)] + rows
+            result["seeds"] = sorted({r["seed"] for r in records})
             result["per_task"] = per_task(records)
             result["summary"] = summary(records, levels)
             atomic_write_json(args.out, result)
