@@ -82,7 +82,8 @@ def run_one(env: str, method: str, ratio: int, seed: int, args, out: Path) -> di
            "final_return": float(np.mean(returns)),
            "curve": {"steps": steps, "seconds": seconds, "return": ret},
            "wall_minutes": round((time.perf_counter() - t0) / 60, 1), "resumed": resume, "threads": args.threads,
-           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+           "command": args.command}
     merge_record(out, rec, KEY_FIELDS, lambda r: (r["env"], r["method"], r["ratio"], r["seed"], r["steps"]))
     print(f"[ald_memory] {env} {method} r{rec['ratio']} seed {seed}: success {rec['final_success']:.2f}, "
           f"{rec['wall_minutes']} min", flush=True)
@@ -115,9 +116,22 @@ def threshold_for(env: str, recs: list[dict], window: int) -> float:
     return 0.9 * float(np.mean([r["final_success"] for r in learner]))
 
 
+def commands_of(recs: list[dict], fallback: str) -> list[str]:
+    """The commands that made the records, oldest first; ``fallback`` for records older than that field."""
+    out: list[str] = []
+    for r in sorted(recs, key=lambda r: r.get("date", "")):
+        c = r.get("command") or fallback
+        if c not in out:
+            out.append(c)
+    return out or [fallback]
+
+
 def write_report(out: Path, command: str, window: int) -> None:
     recs = load_records(out)
-    lines = ["# ALD on memory tasks", "", f"Command: `{command}`", "",
+    commands = commands_of(recs, command)
+    head = ([f"Command: `{commands[0]}`"] if len(commands) == 1
+            else ["Commands (one sitting each, oldest first):", "", *(f"- `{c}`" for c in commands)])
+    lines = ["# ALD on memory tasks", "", *head, "",
              "| task | method | ratio | seeds | final success | final return | steps to threshold | seconds to threshold |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for env in sorted({r["env"] for r in recs}):
@@ -186,9 +200,10 @@ def main(argv=None) -> None:
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
     command = "python benchmarks/ald_memory.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    args.command = command
     md = args.out.with_suffix(".md")
-    if args.report_only and md.exists():  # keep the command that made the records
-        kept = re.search(r"^Command: `(.*)`$", md.read_text(), re.MULTILINE)
+    if md.exists():  # records from before they carried their command: keep the report's (first) one
+        kept = re.search(r"^(?:Command: |- )`(.*)`$", md.read_text(), re.MULTILINE)
         command = kept.group(1) if kept else command
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
