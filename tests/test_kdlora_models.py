@@ -322,3 +322,15 @@ def test_trimming_refuses_other_tokenizers_and_no_texts(minilm):
         trim_vocabulary(model, tokenizer, [], progress=False)
     with pytest.raises(LaglessError, match="expected strings"):
         trim_vocabulary(model, tokenizer, [("a", 3)], progress=False)
+
+
+def test_default_l3_student_on_sentence_pairs_gets_a_warning():
+    from lagless.kdlora.build import pair_task_advice
+    from lagless.kdlora.config import KDLoRAConfig
+    from lagless.kdlora.tasks import TASKS
+
+    advice = pair_task_advice(KDLoRAConfig(task="stsb"), TASKS["stsb"])
+    assert advice is not None and "--student-layers 0,2,4" in advice and "\n" not in advice
+    assert pair_task_advice(KDLoRAConfig(task="sst2"), TASKS["sst2"]) is None  # single sentences
+    named = KDLoRAConfig(task="rte", student_model="some/other-student")
+    assert pair_task_advice(named, TASKS["rte"]) is None  # the user chose the student

@@ -80,12 +80,25 @@ def default_pretrained_student(config: KDLoRAConfig) -> str | None:
     return default_student_path()
 
 
+def pair_task_advice(config: KDLoRAConfig, task: TaskSpec) -> str | None:
+    """A warning for the default L3 student on a sentence-pair task, where it was measured far
+    behind the layer-cut student (it was trained to embed sentences apart, not to read pairs)."""
+    if config.student_model or not task.is_pair:
+        return None
+    return (f"note: {L3_NAME} (the default student) is weak on sentence pairs: on STS-B it reached "
+            "61% of LoRA's score, the layer-cut student 96% (docs/benchmarks.md); --student-layers 0,2,4 "
+            "trains the cut student")
+
+
 def build_student(config: KDLoRAConfig, task: TaskSpec, train: TextSplit, run_dir: Path,
                   teacher_model, teacher_tokenizer) -> BuiltModel:
     """The kd-lora student before LoRA, saved under ``RUN/student_base`` so it can be reloaded."""
     info: dict = {}
     pretrained = config.student_model or default_pretrained_student(config)
     if pretrained:
+        advice = pair_task_advice(config, task)
+        if advice:
+            log.warning(advice)
         student, tokenizer = _load(pretrained, task)
         name = config.student_model or L3_NAME
         info["student_model"] = name
