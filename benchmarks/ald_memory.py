@@ -126,9 +126,9 @@ def commands_of(recs: list[dict], fallback: str) -> list[str]:
     return out or [fallback]
 
 
-def write_report(out: Path, command: str, window: int) -> None:
+def write_report(out: Path, legacy_command: str, window: int) -> None:
     recs = load_records(out)
-    commands = commands_of(recs, command)
+    commands = commands_of(recs, legacy_command)
     head = ([f"Command: `{commands[0]}`"] if len(commands) == 1
             else ["Commands (one sitting each, oldest first):", "", *(f"- `{c}`" for c in commands)])
     lines = ["# ALD on memory tasks", "", *head, "",
@@ -199,12 +199,11 @@ def main(argv=None) -> None:
     p.add_argument("--runs-root", type=Path, default=Path("runs") / "bench" / "ald_memory")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
-    command = "python benchmarks/ald_memory.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    args.command = command
+    args.command = "python benchmarks/ald_memory.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    # records from before they carried their command are credited to the report's first one
     md = args.out.with_suffix(".md")
-    if md.exists():  # records from before they carried their command: keep the report's (first) one
-        kept = re.search(r"^(?:Command: |- )`(.*)`$", md.read_text(), re.MULTILINE)
-        command = kept.group(1) if kept else command
+    kept = re.search(r"^(?:Command: |- )`(.*)`$", md.read_text(), re.MULTILINE) if md.exists() else None
+    legacy_command = kept.group(1) if kept else args.command
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         done = {tuple(r[k] for k in KEY_FIELDS) for r in load_records(args.out)}
@@ -215,7 +214,7 @@ def main(argv=None) -> None:
                         if args.skip_done and (env, method, ratio, seed, args.steps) in done:
                             continue
                         run_one(env, method, ratio or 1, seed, args, args.out)
-    write_report(args.out, command, args.window)
+    write_report(args.out, legacy_command, args.window)
     print(f"[ald_memory] report {args.out.with_suffix('.md')}")
 
 
