@@ -4,7 +4,9 @@ The whole actor is timed (observation in, head out; input layer and head include
 carried, episode starts passed as acting code does), under inference mode, for each depth,
 batch size and thread count. ``bmm_floor_ms`` is the bare batched matmul the fused step
 contains (its stacked hidden blocks on the same inputs, nothing else): the floor of this
-design. Blocks of sequential, fused and floor timings are interleaved and the median of
+design. ``fused_ms`` is the fused actor as ``fuse`` returns it (its C++ step where that builds,
+``fused_native``), ``fused_python_ms`` the same actor with ``native=False``. Blocks of all
+timings are interleaved and the median of
 ``--repeats`` blocks is kept, so load on a shared machine slows all three alike; the load
 average is recorded with each row. On CUDA every block is synchronised.
 
@@ -59,10 +61,12 @@ def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.devic
     obs_space = gym.spaces.Box(-1, 1, (obs_dim,))
     net = make_actor(arch, obs_space, gym.spaces.Box(-1, 1, (act_dim,)), layers=layers, hidden=hidden)
     net = net.to(device).eval()
-    fused = fuse(net)
+    fused, fused_python = fuse(net), fuse(net, native=False)
+    native = fused.runs_native
     x = torch.rand(batch, obs_dim, device=device)
     starts = torch.zeros(batch, dtype=torch.bool, device=device)
-    states = {"seq": net.initial_state(batch, device), "fused": fused.initial_state(batch, device)}
+    states = {"seq": net.initial_state(batch, device), "fused": fused.initial_state(batch, device),
+              "python": fused_python.initial_state(batch, device)}
     k = fused.weights.shape[0]
     floor_in = torch.rand(k, batch, fused.width, device=device)
     floor_bias = torch.rand(k, batch, fused.width, device=device)
@@ -73,21 +77,26 @@ def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.devic
     def fus():
         states["fused"] = fused(x, states["fused"], starts)[1]
 
+    def python():
+        states["python"] = fused_python(x, states["python"], starts)[1]
+
     def floor():
         torch.baddbmm(floor_bias, floor_in, fused.weights)
 
     block = _timer(device)
-    times: dict[str, list[float]] = {"seq": [], "fused": [], "floor": []}
+    times: dict[str, list[float]] = {"seq": [], "fused": [], "python": [], "floor": []}
     with torch.inference_mode():
-        for fn in (seq, fus, floor):  # warm-up
+        for fn in (seq, fus, python, floor):  # warm-up
             block(fn, max(10, steps // 10))
         for _ in range(repeats):
             times["seq"].append(block(seq, steps))
             times["fused"].append(block(fus, steps))
+            times["python"].append(block(python, steps))
             if k:
                 times["floor"].append(block(floor, steps))
     med = {name: statistics.median(v) if v else float("nan") for name, v in times.items()}
-    return {"sequential_ms": round(med["seq"], 5), "fused_ms": round(med["fused"], 5),
+    return {"sequential_ms": round(med["seq"], 5), "fused_ms": round(med["fused"], 5), "native": native,
+            "fused_python_ms": round(med["python"], 5),
             "bmm_floor_ms": round(med["floor"], 5), "speedup": round(med["seq"] / med["fused"], 3),
             "fused_over_floor": round(med["fused"] / med["floor"], 3) if k else None, "stacked_blocks": k}
 
@@ -96,14 +105,19 @@ def write_report(out: Path, command: str) -> None:
     recs = load_records(out)
     lines = ["# Fused executor: per-step latency", "", f"Command: `{command}`", "",
              ("Whole actor (17 inputs, 6 outputs, hidden as listed), one step, inference mode, median of "
-             "interleaved blocks. speed-up = sequential / fused; floor = the fused step's bare baddbmm."), "",
-             ("| device | threads | batch | arch | layers | sequential ms | fused ms | speed-up | floor ms | "
-             "fused / floor | load | date |"), "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "interleaved blocks. speed-up = sequential / fused; floor = the fused step's bare baddbmm. "
+             "step: native = the C++ step (fused_native), python = its Python step; python fused = the "
+             "same actor with native=False (rows from before the C++ step have neither)."), "",
+             ("| device | threads | batch | arch | layers | sequential ms | fused ms | step | speed-up | "
+              "floor ms | fused / floor | python fused ms | load | date |"),
+             "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in recs:
         ratio = "" if r["fused_over_floor"] is None else f"{r['fused_over_floor']:.2f}"
+        step = {True: "native", False: "python"}.get(r.get("native"), "python (before native)")
+        python_ms = f"{r['fused_python_ms']:.4f}" if "fused_python_ms" in r else ""
         lines.append(f"| {r['device']} | {r['threads']} | {r['batch']} | {r['arch']} | {r['layers']} | "
-                     f"{r['sequential_ms']:.4f} | {r['fused_ms']:.4f} | {r['speedup']:.2f}x | "
-                     f"{r['bmm_floor_ms']:.4f} | {ratio} | {r['load']} | {r['date'][:10]} |")
+                     f"{r['sequential_ms']:.4f} | {r['fused_ms']:.4f} | {step} | {r['speedup']:.2f}x | "
+                     f"{r['bmm_floor_ms']:.4f} | {ratio} | {python_ms} | {r['load']} | {r['date'][:10]} |")
     machines = sorted({r["machine"] for r in recs})
     lines += ["", "Machines: " + "; ".join(machines), "",
               ("Goals at 8 layers, batch 1: 2.0x (1 thread), 3.0x (2 threads) on an idle machine; fused "
@@ -171,7 +185,8 @@ def main(argv=None) -> None:
                         merge_record(args.out, rec, KEY_FIELDS, lambda r: tuple(r[k] for k in KEY_FIELDS))
                         print(f"[inference_speedup] {rec['device']} {rec['threads']} thr batch {batch} {arch} "
                               f"L{layers}: seq {res['sequential_ms']:.4f} ms, fused {res['fused_ms']:.4f} ms "
-                              f"({res['speedup']:.2f}x), floor {res['bmm_floor_ms']:.4f} ms", flush=True)
+                              f"({res['speedup']:.2f}x, {'native' if res['native'] else 'python'}; python "
+                              f"{res['fused_python_ms']:.4f} ms), floor {res['bmm_floor_ms']:.4f} ms", flush=True)
     write_report(args.out, command)
     print(f"[inference_speedup] report {args.out.with_suffix('.md')}")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lagless.errors import LaglessError
-from lagless.realtime import build_network, fuse, make_actor
+from lagless.realtime import build_network, fuse, fused_native, make_actor
 from lagless.realtime.fused import FusedPipelinedNet
 
 PIPELINED = ["chain", "skip", "obs_to_all", "res_skip"]
@@ -39,9 +39,10 @@ def _compare(net, fused, space, batch, seed=0):
         torch.testing.assert_close(y_fused, y_seq, rtol=1e-4, atol=1e-5, msg=f"step {t}")
 
 
+@pytest.mark.parametrize("native", [None, False], ids=["native-if-possible", "python"])
 @pytest.mark.parametrize("space_name", list(SPACES))
 @pytest.mark.parametrize("arch", PIPELINED)
-def test_fused_equals_sequential_every_step(arch, space_name):
+def test_fused_equals_sequential_every_step(arch, space_name, native):
     space = SPACES[space_name]
     torch.manual_seed(0)
     for layers in range(1, 9):
@@ -51,7 +52,7 @@ def test_fused_equals_sequential_every_step(arch, space_name):
             with torch.no_grad():
                 for p in net.parameters():  # nonzero biases too, so padding mistakes would show
                     p.add_(torch.randn_like(p) * 0.1)
-            fused = fuse(net)
+            fused = fuse(net, native=native)
             with torch.inference_mode():
                 _compare(net, fused, space, batch, seed=layers * 10 + batch)
 
@@ -117,3 +118,42 @@ def test_fused_handles_any_wiring_of_a_pipelined_net(space_name):
     with torch.inference_mode():
         for batch in (1, 7):
             _compare(net, fused, space, batch, seed=batch)
+
+
+@pytest.mark.parametrize("arch", ["chain", "skip", "res_skip"])
+def test_native_step_equals_the_python_step(arch):
+    """The C++ step (built on first use) gives the Python step's outputs, resets included."""
+    space = SPACES["vector"]
+    net = build_network(arch, space, 3, layers=6, hidden=16, head_std=1.0).eval()
+    native, python = fuse(net, native=True), fuse(net, native=False)
+    assert native.runs_native and not python.runs_native
+    gen = torch.Generator().manual_seed(5)
+    s_native, s_python = native.initial_state(4), python.initial_state(4)
+    with torch.inference_mode():
+        for t in range(T):
+            obs = _obs(space, 4, gen)
+            starts = (torch.rand(4, generator=gen) < 0.3) if t else torch.ones(4, dtype=torch.bool)
+            y_native, s_native = native(obs, s_native, starts if t % 3 else None)
+            y_python, s_python = python(obs, s_python, starts if t % 3 else None)
+            torch.testing.assert_close(y_native, y_python, rtol=1e-5, atol=1e-6, msg=f"step {t}")
+    torch.testing.assert_close(s_native[0], s_python[0], rtol=1e-5, atol=1e-6)
+
+
+def test_native_step_is_refused_where_it_does_not_apply():
+    net = build_network("obs_to_all", SPACES["vector"], 3, layers=4, hidden=16)  # every layer reads the obs
+    with pytest.raises(LaglessError, match="natively"):
+        fuse(net, native=True).prepare()
+    assert not fuse(net).runs_native  # auto: the Python step, silently (nothing is wrong)
+
+
+def test_native_step_can_be_turned_off(monkeypatch):
+    net = build_network("chain", SPACES["vector"], 3, layers=4, hidden=16)
+    monkeypatch.setenv("LAGLESS_NATIVE", "0")
+    fused_native.load.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="LAGLESS_NATIVE=0"):
+            assert not fuse(net).runs_native
+        with pytest.raises(LaglessError, match="LAGLESS_NATIVE=0"):
+            fuse(net, native=True).prepare()
+    finally:
+        fused_native.load.cache_clear()

@@ -35,9 +35,12 @@ from lagless.realtime.stages import ConvStage, HeadStage, LinearStage
 State = tuple[torch.Tensor, ...]
 
 
-def fuse(actor: nn.Module) -> FusedPipelinedNet:
+def fuse(actor: nn.Module, native: bool | None = None) -> FusedPipelinedNet:
     """A fused copy of a pipelined actor (``chain``, ``skip``, ``obs_to_all``, ``res_skip``, ...).
 
+    ``native``: run the step as one C++ call where the layout allows it (``fused_native``);
+    ``None`` (default) uses it when it builds and says once why not otherwise, ``True``
+    requires it (a ``LaglessError`` if it cannot be built), ``False`` keeps the Python step.
     Refused with a ``LaglessError`` for networks whose layers depend on each other within a
     step (``instant``, ``lstm``, ``transformer``): there is nothing to run at once.
     """
@@ -47,7 +50,7 @@ def fuse(actor: nn.Module) -> FusedPipelinedNet:
         kind = type(actor).__name__ if not isinstance(actor, PipelinedNet) else "an instant PipelinedNet"
         raise LaglessError(f"cannot fuse {kind}: only pipelined networks (chain, skip, ...) compute their "
                            "layers independently within a step; act without --fused")
-    return FusedPipelinedNet(actor)
+    return FusedPipelinedNet(actor, native=native)
 
 
 class FusedPipelinedNet(DeviceAware):
@@ -58,8 +61,9 @@ class FusedPipelinedNet(DeviceAware):
     [B, D], first convolution's register [B, C] if any)``.
     """
 
-    def __init__(self, net: PipelinedNet):
+    def __init__(self, net: PipelinedNet, native: bool | None = None):
         super().__init__()
+        self.native_mode = native
         stages = list(net.stages)
         for i, stage in enumerate(stages, 1):
             ok = isinstance(stage, (LinearStage, HeadStage)) or (i == 1 and isinstance(stage, ConvStage))
@@ -155,15 +159,51 @@ class FusedPipelinedNet(DeviceAware):
         self.register_buffer("res_rows", torch.tensor([r for r, _ in res], dtype=torch.long))
         self.register_buffer("res_slots", torch.tensor([s for _, s in res], dtype=torch.long))
         self.has_res = bool(res)
+        self._build_lean(side, side_dims, bias, blocks)
         self._fast_args: tuple | None = None
+        self._native = None  # the C++ step holding this actor's buffers (fused_native), set by prepare
+
+    def _build_lean(self, side: dict, side_dims: dict, bias: torch.Tensor, blocks: list) -> None:
+        """The lean step for the common layout (``chain``, ``skip``, ``res_skip`` on flat observations).
+
+        It applies when the batched rows read stacked registers only and the side sources (the
+        observation, fresh actions) feed rows before them and the head. Then one small ``addmm``
+        gives those rows and the head's side part, the ``baddbmm`` writes straight into the new
+        state with a broadcast bias, and no all-rows pre-activation is built or copied: per step,
+        everything but the batched product is three small calls.
+        """
+        side_rows = {r for k in self.merged for r in side[k]}
+        self.lean = (self.fast and bool(blocks) and not self.wide and bool(self.merged)
+                     and all(r < self.r0 for r in side_rows))
+        if not self.lean:
+            return
+        width, n_pre = self.width, self.r0 - 1  # rows 1..r0-1 read side sources only
+        cols = n_pre * width + self.out_dim
+        start = {0: n_pre * width, **{r: (r - 1) * width for r in range(1, self.r0)}}  # row -> first column
+        weight, row_bias = torch.zeros(sum(side_dims[k] for k in self.merged), cols), torch.zeros(cols)
+        for r, c in start.items():
+            row_bias[c: c + (self.out_dim if r == 0 else width)] = bias[r, : self.out_dim if r == 0 else width]
+        offset = 0
+        for k in self.merged:
+            for r, w in side[k].items():
+                weight[offset: offset + side_dims[k], start[r]: start[r] + w.shape[1]] = w
+            offset += side_dims[k]
+        self.register_buffer("lean_side_weight", weight)
+        self.register_buffer("lean_side_bias", row_bias)
+        self.register_buffer("lean_bmm_bias", bias[self.r0:].unsqueeze(1).clone())  # [blocks, 1, P]
 
     @property
     def device(self) -> torch.device:
         return self.row_bias.device  # the fused weights are buffers, not parameters
 
     def _apply(self, fn, recurse=True):
-        self._fast_args = None
+        self._fast_args = self._native = None
         return super()._apply(fn, recurse)
+
+    @property
+    def runs_native(self) -> bool:
+        """Whether steps run as one C++ call (known after the first step, or after ``prepare``)."""
+        return self.prepare()._native is not None
 
     # -- state -------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
@@ -181,7 +221,14 @@ class FusedPipelinedNet(DeviceAware):
     def forward(self, obs, state: State, episode_start: torch.Tensor | None = None):
         """One step, equal to the sequential network's ``forward`` (float tolerance)."""
         if self._fast_args is None:
-            self._fast_args = self._prepare()
+            self.prepare()
+        native = self._native
+        if (native is not None and type(obs) is torch.Tensor and obs.is_cpu and obs.dtype is torch.float32
+                and obs.dim() == 2 and obs.shape[1] == self.register_dims[0]
+                and (episode_start is None or type(episode_start) is torch.Tensor and episode_start.is_cpu)
+                and not torch.is_autocast_enabled("cpu")):
+            head, new_hidden = native(state[0], state[1], episode_start)
+            return head, (new_hidden, obs)
         device = self._fast_args[0]
         if (isinstance(obs, torch.Tensor) and obs.dtype == torch.float32 and obs.device == device
                 and obs.dim() == 2 and obs.shape[1] == self.register_dims[0]):
@@ -190,18 +237,65 @@ class FusedPipelinedNet(DeviceAware):
             x = self.layout.flatten(obs, batch_dims=1, device=device)
         if episode_start is not None and bool(episode_start.any()):
             state = self.reset_state(state, episode_start.to(device))
+        step = self._lean_step if self.lean else self._step
         if torch.is_autocast_enabled(device.type):
             with torch.autocast(device.type, enabled=False):
-                return self._step(x, state)
-        return self._step(x, state)
+                return step(x, state)
+        return step(x, state)
 
-    def _prepare(self) -> tuple:
-        """Plain references to the buffers and slices one step needs (nn.Module lookups cost a microsecond each)."""
+    def prepare(self) -> FusedPipelinedNet:
+        """Look up what one step needs, and build or load the native step (done by the first step)."""
         buf = self._buffers
         n = buf["weights"].shape[0]
-        return (buf["row_bias"].device, buf["row_bias"], buf["merged_weight"], buf["weights"], n,
-                slice(self.r0, None), slice(self.s0, self.s0 + n), buf["head_weight"],
-                len(self.head_slots) == 1 and self.head_slots[0] == self.n_rows - 2)
+        head_last = len(self.head_slots) == 1 and self.head_slots[0] == self.n_rows - 2
+        self._fast_args = (buf["row_bias"].device, buf["row_bias"], buf["merged_weight"], buf["weights"], n,
+                           slice(self.r0, None), slice(self.s0, self.s0 + n), buf["head_weight"], head_last)
+        self._native = None
+        if self.native_mode is False:
+            return self
+        if not (self.lean and self.merged == [0]) or buf["row_bias"].device.type != "cpu":
+            if self.native_mode:
+                raise LaglessError("cannot run this fused actor natively: the C++ step covers chain, skip and "
+                                   "res_skip on flat observations without fresh actions, on the CPU; "
+                                   "fuse with native=None or False")
+            return self
+        from lagless.realtime import fused_native
+
+        step, why = fused_native.load()
+        if step is None:
+            if self.native_mode:
+                raise LaglessError(f"cannot build the native fused step: {why}; fuse with native=None or False")
+            fused_native.warn_unavailable(why)
+            return self
+        mode = 0 if not self.head_slots else 1 if head_last else 2 if self.head_all else 3
+        self._native = step(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"], buf["weights"],
+                            buf["head_weight"], buf["head_slot_index"], buf["res_rows"], buf["res_slots"],
+                            self.r0 - 1, self.s0, mode)
+        return self
+
+    def _lean_step(self, x: torch.Tensor, state: State):
+        """``_step`` for the lean layout (see ``_build_lean``): same outputs, fewer calls."""
+        buf = self._buffers
+        hidden, obs_reg = state
+        batch, width, n_pre = x.shape[0], self.width, self.r0 - 1
+        side_in = obs_reg if len(self.merged) == 1 else torch.cat([obs_reg, x[:, self.fresh]], dim=1)
+        side = torch.addmm(buf["lean_side_bias"], side_in, buf["lean_side_weight"])  # [B, n_pre * P + out]
+        new_hidden = hidden.new_empty(self.n_rows - 1, batch, width)
+        torch.baddbmm(buf["lean_bmm_bias"], hidden[self._fast_args[6]], buf["weights"], out=new_hidden[n_pre:])
+        torch.relu_(new_hidden[n_pre:])
+        pre = side[:, : n_pre * width].view(batch, n_pre, width).transpose(0, 1)
+        torch.clamp_min(pre, 0.0, out=new_hidden[:n_pre])
+        if self.has_res:
+            new_hidden.index_add_(0, buf["res_rows"], hidden.index_select(0, buf["res_slots"]))
+        head = side[:, n_pre * width:]
+        if self.head_slots:
+            if self._fast_args[8]:
+                head_in = hidden[-1]
+            else:
+                regs = hidden if self.head_all else hidden.index_select(0, buf["head_slot_index"])
+                head_in = regs[0] if len(self.head_slots) == 1 else regs.transpose(0, 1).reshape(batch, -1)
+            head = torch.addmm(head, head_in, buf["head_weight"])
+        return head, (new_hidden, x)
 
     def _step(self, x: torch.Tensor, state: State):
         _, row_bias, merged_weight, weights, n_blocks, rows, slots, head_weight, head_last = self._fast_args
