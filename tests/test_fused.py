@@ -120,10 +120,11 @@ def test_fused_handles_any_wiring_of_a_pipelined_net(space_name):
             _compare(net, fused, space, batch, seed=batch)
 
 
-@pytest.mark.parametrize("arch", ["chain", "skip", "res_skip"])
-def test_native_step_equals_the_python_step(arch):
+@pytest.mark.parametrize("space_name", ["vector", "vector+actions"])
+@pytest.mark.parametrize("arch", PIPELINED)
+def test_native_step_equals_the_python_step(arch, space_name):
     """The C++ step (built on first use) gives the Python step's outputs, resets included."""
-    space = SPACES["vector"]
+    space = SPACES[space_name]
     net = build_network(arch, space, 3, layers=6, hidden=16, head_std=1.0).eval()
     native, python = fuse(net, native=True), fuse(net, native=False)
     assert native.runs_native and not python.runs_native
@@ -131,7 +132,7 @@ def test_native_step_equals_the_python_step(arch):
     s_native, s_python = native.initial_state(4), python.initial_state(4)
     with torch.inference_mode():
         for t in range(T):
-            obs = _obs(space, 4, gen)
+            obs = net.layout.flatten(_obs(space, 4, gen), batch_dims=1)  # flat, as Policy.act passes it
             starts = (torch.rand(4, generator=gen) < 0.3) if t else torch.ones(4, dtype=torch.bool)
             y_native, s_native = native(obs, s_native, starts if t % 3 else None)
             y_python, s_python = python(obs, s_python, starts if t % 3 else None)
@@ -140,7 +141,7 @@ def test_native_step_equals_the_python_step(arch):
 
 
 def test_native_step_is_refused_where_it_does_not_apply():
-    net = build_network("obs_to_all", SPACES["vector"], 3, layers=4, hidden=16)  # every layer reads the obs
+    net = build_network("skip", SPACES["image+actions"], 3, layers=4, hidden=16)  # a first convolution
     with pytest.raises(LaglessError, match="natively"):
         fuse(net, native=True).prepare()
     assert not fuse(net).runs_native  # auto: the Python step, silently (nothing is wrong)

@@ -164,25 +164,29 @@ class FusedPipelinedNet(DeviceAware):
         self._native = None  # the C++ step holding this actor's buffers (fused_native), set by prepare
 
     def _build_lean(self, side: dict, side_dims: dict, bias: torch.Tensor, blocks: list) -> None:
-        """The lean step for the common layout (``chain``, ``skip``, ``res_skip`` on flat observations).
+        """The lean step for flat observations (every dense architecture but a first convolution).
 
-        It applies when the batched rows read stacked registers only and the side sources (the
-        observation, fresh actions) feed rows before them and the head. Then one small ``addmm``
-        gives those rows and the head's side part, the ``baddbmm`` writes straight into the new
-        state with a broadcast bias, and no all-rows pre-activation is built or copied: per step,
-        everything but the batched product is three small calls.
+        It applies when the batched rows each read one stacked register (``fast``) and nothing
+        is wide. One ``addmm`` over the side sources (the observation, fresh last actions) gives,
+        biases included, the rows before the batched ones, the head's side part and, only where
+        the batched rows read side sources too (``obs_to_all``, fresh actions), their
+        pre-activations; its columns are laid out in that order. The ``baddbmm`` then writes
+        straight into the new state (with a broadcast bias where no side source reaches it), so
+        no all-rows pre-activation is built or copied.
         """
-        side_rows = {r for k in self.merged for r in side[k]}
-        self.lean = (self.fast and bool(blocks) and not self.wide and bool(self.merged)
-                     and all(r < self.r0 for r in side_rows))
+        self.lean = self.fast and bool(blocks) and not self.wide and bool(self.merged)
         if not self.lean:
             return
-        width, n_pre = self.width, self.r0 - 1  # rows 1..r0-1 read side sources only
-        cols = n_pre * width + self.out_dim
-        start = {0: n_pre * width, **{r: (r - 1) * width for r in range(1, self.r0)}}  # row -> first column
+        width, n_pre, out, r0 = self.width, self.r0 - 1, self.out_dim, self.r0
+        self.bmm_reads_side = any(r >= r0 for k in self.merged for r in side[k])
+        start = {r: (r - 1) * width for r in range(1, r0)}  # row -> its first column
+        start[0] = n_pre * width
+        if self.bmm_reads_side:
+            start.update({r: n_pre * width + out + (r - r0) * width for r in range(r0, self.n_rows)})
+        cols = max(c + (out if r == 0 else width) for r, c in start.items())
         weight, row_bias = torch.zeros(sum(side_dims[k] for k in self.merged), cols), torch.zeros(cols)
         for r, c in start.items():
-            row_bias[c: c + (self.out_dim if r == 0 else width)] = bias[r, : self.out_dim if r == 0 else width]
+            row_bias[c: c + (out if r == 0 else width)] = bias[r, : out if r == 0 else width]
         offset = 0
         for k in self.merged:
             for r, w in side[k].items():
@@ -190,7 +194,7 @@ class FusedPipelinedNet(DeviceAware):
             offset += side_dims[k]
         self.register_buffer("lean_side_weight", weight)
         self.register_buffer("lean_side_bias", row_bias)
-        self.register_buffer("lean_bmm_bias", bias[self.r0:].unsqueeze(1).clone())  # [blocks, 1, P]
+        self.register_buffer("lean_bmm_bias", bias[r0:].unsqueeze(1).clone())  # [blocks, 1, P]
 
     @property
     def device(self) -> torch.device:
@@ -227,7 +231,7 @@ class FusedPipelinedNet(DeviceAware):
                 and obs.dim() == 2 and obs.shape[1] == self.register_dims[0]
                 and (episode_start is None or type(episode_start) is torch.Tensor and episode_start.is_cpu)
                 and not torch.is_autocast_enabled("cpu")):
-            head, new_hidden = native(state[0], state[1], episode_start)
+            head, new_hidden = native(state[0], state[1], obs, episode_start)
             return head, (new_hidden, obs)
         device = self._fast_args[0]
         if (isinstance(obs, torch.Tensor) and obs.dtype == torch.float32 and obs.device == device
@@ -253,10 +257,11 @@ class FusedPipelinedNet(DeviceAware):
         self._native = None
         if self.native_mode is False:
             return self
-        if not (self.lean and self.merged == [0]) or buf["row_bias"].device.type != "cpu":
+        if not self.lean or buf["row_bias"].device.type != "cpu":
             if self.native_mode:
-                raise LaglessError("cannot run this fused actor natively: the C++ step covers chain, skip and "
-                                   "res_skip on flat observations without fresh actions, on the CPU; "
+                raise LaglessError("cannot run this fused actor natively: the C++ step covers dense "
+                                   "pipelined networks on flat observations (no first convolution, no "
+                                   "observation wider than the hidden layers), on the CPU; "
                                    "fuse with native=None or False")
             return self
         from lagless.realtime import fused_native
@@ -270,24 +275,29 @@ class FusedPipelinedNet(DeviceAware):
         mode = 0 if not self.head_slots else 1 if head_last else 2 if self.head_all else 3
         self._native = step(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"], buf["weights"],
                             buf["head_weight"], buf["head_slot_index"], buf["res_rows"], buf["res_slots"],
-                            self.r0 - 1, self.s0, mode)
+                            self.r0 - 1, self.s0, mode, self.bmm_reads_side,
+                            *((self.fresh.start, self.fresh.stop - self.fresh.start) if len(self.merged) > 1
+                              else (0, 0)))
         return self
 
     def _lean_step(self, x: torch.Tensor, state: State):
         """``_step`` for the lean layout (see ``_build_lean``): same outputs, fewer calls."""
         buf = self._buffers
         hidden, obs_reg = state
-        batch, width, n_pre = x.shape[0], self.width, self.r0 - 1
+        batch, width, n_pre, weights = x.shape[0], self.width, self.r0 - 1, buf["weights"]
         side_in = obs_reg if len(self.merged) == 1 else torch.cat([obs_reg, x[:, self.fresh]], dim=1)
-        side = torch.addmm(buf["lean_side_bias"], side_in, buf["lean_side_weight"])  # [B, n_pre * P + out]
+        side = torch.addmm(buf["lean_side_bias"], side_in, buf["lean_side_weight"])
+        head_end = n_pre * width + self.out_dim
+        bmm_bias = (side[:, head_end:].view(batch, weights.shape[0], width).transpose(0, 1)
+                    if self.bmm_reads_side else buf["lean_bmm_bias"])
         new_hidden = hidden.new_empty(self.n_rows - 1, batch, width)
-        torch.baddbmm(buf["lean_bmm_bias"], hidden[self._fast_args[6]], buf["weights"], out=new_hidden[n_pre:])
+        torch.baddbmm(bmm_bias, hidden[self._fast_args[6]], weights, out=new_hidden[n_pre:])
         torch.relu_(new_hidden[n_pre:])
         pre = side[:, : n_pre * width].view(batch, n_pre, width).transpose(0, 1)
         torch.clamp_min(pre, 0.0, out=new_hidden[:n_pre])
         if self.has_res:
             new_hidden.index_add_(0, buf["res_rows"], hidden.index_select(0, buf["res_slots"]))
-        head = side[:, n_pre * width:]
+        head = side[:, n_pre * width: head_end]
         if self.head_slots:
             if self._fast_args[8]:
                 head_in = hidden[-1]

@@ -7,13 +7,16 @@
 
 #include <tuple>
 
-// The constants of one fused actor, held once so that a step parses three arguments, not fourteen.
+// The constants of one fused actor, held once so that a step parses four arguments, not eighteen.
+// Side columns: [rows 1..n_pre | head | batched rows, only if bmm_reads_side] (FusedPipelinedNet._build_lean).
 struct LeanStep {
   at::Tensor side_bias, side_weight, bmm_bias, weights, head_weight, head_index, res_rows, res_slots;
   int64_t n_pre, s0, head_mode;  // head_mode: 0 no stacked register, 1 the last, 2 all, 3 head_index
+  bool bmm_reads_side;
+  int64_t fresh_start, fresh_len;  // the fresh last actions in the flat observation (length 0: none)
 
   std::tuple<at::Tensor, at::Tensor> step(const at::Tensor& hidden_in, const at::Tensor& obs_reg_in,
-                                          const c10::optional<at::Tensor>& episode_start) const {
+                                          const at::Tensor& x, const c10::optional<at::Tensor>& episode_start) const {
     at::Tensor hidden = hidden_in, obs_reg = obs_reg_in;
     if (episode_start.has_value() && episode_start->any().item<bool>()) {
       auto keep = episode_start->logical_not().to(hidden.scalar_type()).unsqueeze(-1);  // [B, 1]
@@ -21,17 +24,22 @@ struct LeanStep {
       obs_reg = obs_reg * keep;
     }
     const int64_t batch = obs_reg.size(0), width = hidden.size(2), blocks = weights.size(0);
-    auto side = at::addmm(side_bias, obs_reg, side_weight);  // [B, n_pre * P + out]
+    auto side_in = fresh_len > 0 ? at::cat({obs_reg, x.narrow(1, fresh_start, fresh_len)}, 1) : obs_reg;
+    auto side = at::addmm(side_bias, side_in, side_weight);
+    const int64_t out = head_weight.size(1), head_end = n_pre * width + out;
+    auto rows_bias = bmm_reads_side
+        ? side.narrow(1, head_end, blocks * width).view({batch, blocks, width}).transpose(0, 1)
+        : bmm_bias;
     auto new_hidden = at::empty({hidden.size(0), batch, width}, hidden.options());
     auto tail = new_hidden.narrow(0, n_pre, blocks);
-    at::baddbmm_out(tail, bmm_bias, hidden.narrow(0, s0, blocks), weights);
+    at::baddbmm_out(tail, rows_bias, hidden.narrow(0, s0, blocks), weights);
     at::relu_(tail);
     auto pre = new_hidden.narrow(0, 0, n_pre);
     at::clamp_min_out(pre, side.narrow(1, 0, n_pre * width).view({batch, n_pre, width}).transpose(0, 1), 0.0);
     if (res_rows.numel() > 0) {
       new_hidden.index_add_(0, res_rows, hidden.index_select(0, res_slots));
     }
-    auto head = side.narrow(1, n_pre * width, side.size(1) - n_pre * width);
+    auto head = side.narrow(1, n_pre * width, out);
     if (head_mode == 1) {
       head = at::addmm(head, hidden.select(0, hidden.size(0) - 1), head_weight);
     } else if (head_mode >= 2) {
@@ -48,10 +56,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   pybind11::class_<LeanStep>(m, "LeanStep")
       .def(pybind11::init([](at::Tensor side_bias, at::Tensor side_weight, at::Tensor bmm_bias, at::Tensor weights,
                              at::Tensor head_weight, at::Tensor head_index, at::Tensor res_rows,
-                             at::Tensor res_slots, int64_t n_pre, int64_t s0, int64_t head_mode) {
+                             at::Tensor res_slots, int64_t n_pre, int64_t s0, int64_t head_mode,
+                             bool bmm_reads_side, int64_t fresh_start, int64_t fresh_len) {
         return LeanStep{side_bias, side_weight, bmm_bias, weights, head_weight, head_index, res_rows, res_slots,
-                        n_pre, s0, head_mode};
+                        n_pre, s0, head_mode, bmm_reads_side, fresh_start, fresh_len};
       }))
       .def("__call__", &LeanStep::step, "one fused pipelined step: (hidden, observation register, "
-           "episode_start or None) -> (head, new hidden registers)");
+           "observation, episode_start or None) -> (head, new hidden registers)");
 }

@@ -37,7 +37,7 @@ def load() -> tuple[Callable | None, str]:
     """``(LeanStep, "")`` once built (cached), or ``(None, why not)``.
 
     ``LeanStep(*constants)`` holds one fused actor's buffers; calling it with ``(hidden,
-    observation register, episode_start or None)`` runs one step.
+    observation register, flat observation, episode_start or None)`` runs one step.
     """
     if not native_enabled():
         return None, "LAGLESS_NATIVE=0"
