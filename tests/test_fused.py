@@ -140,6 +140,19 @@ def test_native_step_equals_the_python_step(arch, space_name):
     torch.testing.assert_close(s_native[0], s_python[0], rtol=1e-5, atol=1e-6)
 
 
+def test_native_step_stays_float32_under_a_bf16_autocast():
+    net = build_network("skip", SPACES["vector"], 3, layers=4, hidden=16, head_std=1.0).eval()
+    native, python = fuse(net, native=True), fuse(net, native=False)
+    s_native, s_python = native.initial_state(2), python.initial_state(2)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for t in range(5):  # past the first steps, whose outputs are biases only
+            x, starts = torch.rand(2, 6), torch.full((2,), t == 0)
+            y_native, s_native = native(x, s_native, starts)
+            y_python, s_python = python(x, s_python, starts)
+    assert y_native.dtype == s_native[0].dtype == torch.float32
+    torch.testing.assert_close(y_native, y_python)
+
+
 def test_native_step_is_refused_where_it_does_not_apply():
     net = build_network("skip", SPACES["image+actions"], 3, layers=4, hidden=16)  # a first convolution
     with pytest.raises(LaglessError, match="natively"):

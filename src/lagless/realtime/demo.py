@@ -150,10 +150,12 @@ def fused_speedup_line(run_dir: Path, steps: int = 300) -> str:
                         _, state = policy.actor(x, state, starts)
                     best = min(best, (time.perf_counter() - t0) / steps)
             times[fused] = best * 1e3
+            native = fused and policy.actor.runs_native
     finally:
         torch.set_num_threads(threads)
     return (f"fused executor on the trained skip actor (batch 1, 1 thread): {times[False]:.3f} ms -> "
-            f"{times[True]:.3f} ms per step ({times[False] / times[True]:.1f}x; 'lagless eval --fused')")
+            f"{times[True]:.3f} ms per step ({times[False] / times[True]:.1f}x, {'C++' if native else 'Python'} "
+            "step; 'lagless eval --fused')")
 
 
 def format_table(rows: list[dict]) -> str:

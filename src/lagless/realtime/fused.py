@@ -229,9 +229,12 @@ class FusedPipelinedNet(DeviceAware):
         native = self._native
         if (native is not None and type(obs) is torch.Tensor and obs.is_cpu and obs.dtype is torch.float32
                 and obs.dim() == 2 and obs.shape[1] == self.register_dims[0]
-                and (episode_start is None or type(episode_start) is torch.Tensor and episode_start.is_cpu)
-                and not torch.is_autocast_enabled("cpu")):
-            head, new_hidden = native(state[0], state[1], obs, episode_start)
+                and (episode_start is None or type(episode_start) is torch.Tensor and episode_start.is_cpu)):
+            if torch.is_autocast_enabled("cpu"):  # a bf16 policy's context: the fused step stays float32
+                with torch.autocast("cpu", enabled=False):
+                    head, new_hidden = native(state[0], state[1], obs, episode_start)
+            else:
+                head, new_hidden = native(state[0], state[1], obs, episode_start)
             return head, (new_hidden, obs)
         device = self._fast_args[0]
         if (isinstance(obs, torch.Tensor) and obs.dtype == torch.float32 and obs.device == device
