@@ -53,7 +53,7 @@ struct LeanStep {
 };
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  pybind11::class_<LeanStep>(m, "LeanStep")
+  pybind11::class_<LeanStep>(m, "LeanStep", pybind11::module_local())  // no clash with another build
       .def(pybind11::init([](at::Tensor side_bias, at::Tensor side_weight, at::Tensor bmm_bias, at::Tensor weights,
                              at::Tensor head_weight, at::Tensor head_index, at::Tensor res_rows,
                              at::Tensor res_slots, int64_t n_pre, int64_t s0, int64_t head_mode,
