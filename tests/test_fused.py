@@ -153,6 +153,30 @@ def test_native_step_stays_float32_under_a_bf16_autocast():
     torch.testing.assert_close(y_native, y_python)
 
 
+def test_fused_actor_still_runs_forward_hooks():
+    """``FusedPipelinedNet.__call__`` skips nn.Module's call path only while no hook is registered."""
+    net = build_network("chain", SPACES["vector"], 3, layers=4, hidden=16)
+    fused = fuse(net)
+    seen = []
+    handle = fused.register_forward_hook(lambda module, args, out: seen.append(out[0].shape))
+    with torch.inference_mode():
+        fused(torch.rand(2, 6), fused.initial_state(2), torch.ones(2, dtype=torch.bool))
+        handle.remove()
+        fused(torch.rand(2, 6), fused.initial_state(2))
+    assert seen == [torch.Size([2, 3])]
+
+
+def test_native_step_falls_back_for_inputs_it_does_not_take():
+    net = build_network("skip", SPACES["vector"], 3, layers=4, hidden=16, head_std=1.0).eval()
+    native, python = fuse(net, native=True), fuse(net, native=False)
+    x = torch.rand(3, 6, dtype=torch.float64)  # not float32: the Python step converts it
+    with torch.inference_mode():
+        y_native, _ = native(x, native.initial_state(3), torch.ones(3, dtype=torch.bool))
+        y_python, _ = python(x, python.initial_state(3), torch.ones(3, dtype=torch.bool))
+    assert y_native.dtype == torch.float32
+    torch.testing.assert_close(y_native, y_python)
+
+
 def test_native_step_is_refused_where_it_does_not_apply():
     net = build_network("skip", SPACES["image+actions"], 3, layers=4, hidden=16)  # a first convolution
     with pytest.raises(LaglessError, match="natively"):
