@@ -216,8 +216,10 @@ class FusedPipelinedNet(DeviceAware):
 
     @property
     def runs_native(self) -> bool:
-        """Whether steps run as one C++ call (known after the first step, or after ``prepare``)."""
-        return self.prepare()._native is not None
+        """Whether steps run as one C++ call (builds or loads it, as the first step would)."""
+        if self._fast_args is None:
+            self.prepare()
+        return self._native is not None
 
     # -- state -------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
