@@ -65,7 +65,9 @@ class Policy:
         text = f"delay {_steps(lo)}..{_steps(hi)}"
         if self.obs_delay:
             text += f" (network {_steps(self.min_delay)}..{_steps(self.max_delay)} + sensor {self.obs_delay})"
-        return text + (", fused executor" if isinstance(self.actor, FusedPipelinedNet) else "")
+        if not isinstance(self.actor, FusedPipelinedNet):
+            return text
+        return text + (", fused executor, C++ step" if self.actor.runs_native else ", fused executor")
 
     @property
     def device(self) -> torch.device:
