@@ -284,11 +284,11 @@ class FusedPipelinedNet(DeviceAware):
             fused_native.warn_unavailable(why)
             return self
         mode = 0 if not self.head_slots else 1 if head_last else 2 if self.head_all else 3
+        fresh = self.fresh if len(self.merged) > 1 else slice(0, 0)  # fresh actions in the side addmm
         self._native = step(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"], buf["weights"],
                             buf["head_weight"], buf["head_slot_index"], buf["res_rows"], buf["res_slots"],
-                            self.r0 - 1, self.s0, mode, self.bmm_reads_side,
-                            *((self.fresh.start, self.fresh.stop - self.fresh.start) if len(self.merged) > 1
-                              else (0, 0)), self.register_dims[0])
+                            self.r0 - 1, self.s0, mode, self.bmm_reads_side, fresh.start,
+                            fresh.stop - fresh.start, self.register_dims[0])
         return self
 
     def _lean_step(self, x: torch.Tensor, state: State):
@@ -310,16 +310,18 @@ class FusedPipelinedNet(DeviceAware):
             new_hidden.index_add_(0, buf["res_rows"], hidden.index_select(0, buf["res_slots"]))
         head = side[:, n_pre * width: head_end]
         if self.head_slots:
-            if self._fast_args[8]:
-                head_in = hidden[-1]
-            else:
-                regs = hidden if self.head_all else hidden.index_select(0, buf["head_slot_index"])
-                head_in = regs[0] if len(self.head_slots) == 1 else regs.transpose(0, 1).reshape(batch, -1)
-            head = torch.addmm(head, head_in, buf["head_weight"])
+            head = torch.addmm(head, self._head_input(hidden, batch), buf["head_weight"])
         return head, (new_hidden, x)
 
+    def _head_input(self, hidden: torch.Tensor, batch: int) -> torch.Tensor:
+        """The stacked registers the head reads, flattened to ``[B, slots * P]``."""
+        if self._fast_args[8]:  # the last register only
+            return hidden[-1]
+        regs = hidden if self.head_all else hidden.index_select(0, self._buffers["head_slot_index"])
+        return regs[0] if len(self.head_slots) == 1 else regs.transpose(0, 1).reshape(batch, -1)
+
     def _step(self, x: torch.Tensor, state: State):
-        _, row_bias, merged_weight, weights, n_blocks, rows, slots, head_weight, head_last = self._fast_args
+        _, row_bias, merged_weight, weights, n_blocks, rows, slots, head_weight, _ = self._fast_args
         buf = self._buffers
         hidden, obs_reg = state[0], state[1]
         batch, width, n_rows = x.shape[0], self.width, self.n_rows
@@ -348,12 +350,7 @@ class FusedPipelinedNet(DeviceAware):
             new_hidden.index_add_(0, buf["res_rows"], hidden.index_select(0, buf["res_slots"]))
         head = pre[0, :, : self.out_dim]
         if self.head_slots:
-            if head_last:
-                head_in = hidden[-1]
-            else:
-                regs = hidden if self.head_all else hidden.index_select(0, buf["head_slot_index"])
-                head_in = regs[0] if len(self.head_slots) == 1 else regs.transpose(0, 1).reshape(batch, -1)
-            head = torch.addmm(head, head_in, head_weight)
+            head = torch.addmm(head, self._head_input(hidden, batch), head_weight)
         if self.conv is not None:
             return head, (new_hidden, x, self.conv(obs_reg))
         return head, (new_hidden, x)

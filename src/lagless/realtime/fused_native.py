@@ -2,8 +2,8 @@
 
 At batch 1 on a CPU the fused step's batched matmul is fast enough that the Python around it
 shows: each torch call from Python costs about a microsecond of interpreter and argument
-parsing. Measured on a 2-core EPYC (8 layers, 256 wide, one thread): the Python step 1.46x its
-bare ``baddbmm``, the same calls from C++ 1.21x (``benchmarks/results/inference_speedup.md``).
+parsing. Measured on an idle 2-core EPYC (8 layers, 256 wide, batch 1, one thread, chain): the
+Python step 1.68x its bare ``baddbmm``, the C++ step 1.25x (``benchmarks/results/inference_speedup.md``).
 
 The build needs a C++ compiler and ninja (the ``ninja`` wheel is a dependency); it takes
 about half a minute once per machine and torch version, then loads from torch's extension
@@ -61,13 +61,9 @@ def load() -> tuple[Callable | None, str]:
     return module.LeanStep, ""
 
 
-def warn_unavailable(reason: str) -> None:
-    """Say once per process why the fused actor runs its Python step."""
-    _warn_once(reason)
-
-
 @functools.cache
-def _warn_once(reason: str) -> None:
+def warn_unavailable(reason: str) -> None:
+    """Say once per process (per reason) why the fused actor runs its Python step."""
     warnings.warn(f"lagless: fused actor runs its Python step: the native step is unavailable: {reason}",
                   RuntimeWarning, stacklevel=3)
 
