@@ -47,7 +47,10 @@ def test_recovers_planted_behaviours(planted_run):
     assert isinstance(summary["confidence"]["warnings"], list)
     assert summary["refine"]["behaviours"] == summary["num_behaviours"]  # relabelled as policies
     assert 0.0 <= summary["refine"]["steps_relabelled"] < 0.5
-    assert "How sure is this?" in (out / "report.html").read_text()
+    assert summary["places"]["found"] is False  # a walk on a grid: no places, the code graph decides
+    assert summary["places"]["eigengap"] < summary["places"]["min_eigengap"]
+    report = (out / "report.html").read_text()
+    assert "How sure is this?" in report and "No places" in report
 
 
 def test_updates_follow_the_data_size():

@@ -25,6 +25,7 @@ from lagless.explain.code_graph import build_code_graph
 from lagless.explain.confidence import discovery_confidence
 from lagless.explain.discover_config import DiscoverConfig
 from lagless.explain.episodes import EpisodeData
+from lagless.explain.places import find_places
 from lagless.explain.policy_refine import RefineSettings, refine_behaviours
 from lagless.explain.policy_split import SplitSettings, split_behaviours
 from lagless.explain.segments import behaviour_stats, find_segments, smooth_labels
@@ -83,30 +84,34 @@ def discover(data: EpisodeData, out_dir: str | Path, config: DiscoverConfig | No
         torch.set_num_threads(threads)
 
 
-def _refine(data: EpisodeData, codes: np.ndarray, labels: np.ndarray, graph, config: DiscoverConfig):
-    """Labels relabelled as policies (``policy_refine``), smoothed and numbered by size; the
-    graph then colours each code by the behaviour most of its steps got."""
+def _refine(data: EpisodeData, anchors: np.ndarray, labels: np.ndarray, config: DiscoverConfig):
+    """Labels relabelled as policies (``policy_refine``), anchored to ``anchors`` (the codes,
+    or codes and state clusters where behaviours start from places), then split, smoothed
+    and numbered by size."""
     settings = RefineSettings(switch_cost=config.switch_cost, seed=config.seed)
-    refined, info = refine_behaviours(data, codes, labels, settings)
+    refined, info = refine_behaviours(data, anchors, labels, settings)
     if config.split:
         split = SplitSettings(min_gain=config.split_gain, min_fraction=config.min_behaviour_fraction,
                               max_behaviours=config.max_behaviours,
                               min_segment_length=config.min_segment_length, seed=config.seed)
-        refined, info["split"] = split_behaviours(data, codes, refined, settings, split)
+        refined, info["split"] = split_behaviours(data, anchors, refined, settings, split)
     refined = smooth_labels(refined, data.episode_ids(), config.min_segment_length)
     refined = relabel_by_size(refined, np.ones(len(refined)))
-    k = int(refined.max()) + 1
-    counts = np.zeros((len(graph.codes), k))
-    index = np.searchsorted(graph.codes, codes)
-    np.add.at(counts, (index, refined), 1.0)
-    graph.behaviour_of_code = counts.argmax(1)
-    graph.num_behaviours = k
-    info["behaviours"] = k
-    logger.info("refined as policies: %d behaviours (the graph's %d)", k, info["behaviours_before"])
+    info["behaviours"] = int(refined.max()) + 1
+    logger.info("refined as policies: %d behaviours (from %d)", info["behaviours"], info["behaviours_before"])
     if "split" in info:
         logger.info("split as policies: %d behaviours tested, %d splits kept",
                     len(info["split"]["tests"]), info["split"]["behaviours"] - info["split"]["behaviours_before"])
     return refined, info
+
+
+def _colour_graph(graph, codes: np.ndarray, labels: np.ndarray) -> None:
+    """Each code of the graph gets the behaviour most of its steps have (for the report)."""
+    k = int(labels.max()) + 1
+    counts = np.zeros((len(graph.codes), k))
+    np.add.at(counts, (np.searchsorted(graph.codes, codes), labels), 1.0)
+    graph.behaviour_of_code = counts.argmax(1)
+    graph.num_behaviours = k
 
 
 def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str | None) -> dict:
@@ -141,17 +146,31 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
                              behaviours=config.behaviours,
                              max_behaviours=config.max_behaviours,
                              min_fraction=config.min_behaviour_fraction, seed=config.seed)
-    labels = smooth_labels(graph.label_codes(codes), episode_ids, config.min_segment_length)
-    refined, graph_behaviours = None, graph.num_behaviours
+    places = None
+    if config.places and config.behaviours is None:
+        places = find_places(data, lags, max_places=config.max_behaviours,
+                             min_fraction=config.min_behaviour_fraction, seed=config.seed)
+    start, anchors, eigenvalues = graph.label_codes(codes), codes, graph.eigenvalues
+    if places is not None and places.found:
+        logger.info("the states fall into %d places that trajectories keep to (eigengap %.2f): "
+                    "behaviours start from them", places.count, places.gap)
+        start, eigenvalues = places.labels, places.eigenvalues
+        anchors = codes * (int(places.clusters.max()) + 1) + places.clusters  # code and state cluster
+    start_behaviours = int(start.max()) + 1
+    labels = smooth_labels(start, episode_ids, config.min_segment_length)
+    refined = None
     if config.refine:
-        labels, refined = _refine(data, codes, labels, graph, config)
+        labels, refined = _refine(data, anchors, labels, config)
+    if config.refine or anchors is not codes:
+        _colour_graph(graph, codes, labels)
     segments = find_segments(labels, episode_ids)
-    confidence = discovery_confidence(graph.eigenvalues, config.max_behaviours,
-                                      config.behaviours is not None, graph_behaviours, segments)
+    confidence = discovery_confidence(eigenvalues, config.max_behaviours,
+                                      config.behaviours is not None, start_behaviours, segments)
     for warning in confidence["warnings"]:
         logger.warning(warning)
     summary.update({"num_behaviours": graph.num_behaviours, "num_segments": len(segments),
                     "confidence": confidence, "refine": refined, "updates": updates,
+                    "places": None if places is None else places.to_json(),
                     "transition_lags": lags,
                     "seconds": round(time.perf_counter() - began, 2),
                     "config": dataclasses.asdict(config), "lagless_version": __version__})

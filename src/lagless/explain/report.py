@@ -112,12 +112,15 @@ def _header(out: Path, discover: dict, num_steps: int | None, num_episodes: int,
             f"<details><summary>discover settings</summary>{settings}</details>")
 
 
-def _confidence(confidence: dict) -> str:
-    """Warnings first, then the eigengap bars and the segmentation numbers."""
+def _confidence(confidence: dict, places: dict | None = None) -> str:
+    """Warnings first, then what the behaviours started from, the eigengap bars and the
+    segmentation numbers."""
     warnings = "".join(f'<p class="warning">{escape(w)}</p>' for w in confidence.get("warnings", []))
     choice, check = confidence.get("eigengap") or {}, confidence.get("segments") or {}
     parts = ["<h2>How sure is this?</h2>", warnings or '<p class="note">no warnings: the eigengap is '
              'clear and segments are not much shorter than typical</p>']
+    if places:
+        parts.append(f'<p class="note">{_places_sentence(places)}</p>')
     if choice.get("gaps"):
         parts.append(_img(figures.eigengaps(choice["gaps"], choice.get("best"), choice.get("runner_up")),
                           "eigengaps"))
@@ -127,6 +130,16 @@ def _confidence(confidence: dict) -> str:
             ("share of short segments", check.get("short_share")),
             ("share of A B A segments", check.get("alternation_share"))]
     return "".join(parts) + _table(rows)
+
+
+def _places_sentence(places: dict) -> str:
+    if places.get("found"):
+        return (f"Behaviours start from {places['places']} places: regions of the state space that "
+                f"the trajectories keep to (eigengap {places['eigengap']} of the state-cluster graph, "
+                f"at least {places['min_eigengap']}); the eigengaps below are that graph's.")
+    return (f"No places: the state-cluster graph's largest eigengap is {places.get('eigengap')} (below "
+            f"{places.get('min_eigengap')}), so behaviours start from the code graph, whose eigengaps "
+            "are below.")
 
 
 def _example(data: EpisodeData, segment: dict) -> str:
@@ -234,7 +247,7 @@ def write_report(out_dir: str | Path, data: str | Path | EpisodeData | None = No
             graph["codes"], np.asarray(graph["weights"], dtype=np.float64),
             graph.get("behaviour_of_code", [-1] * len(graph["codes"])), colours), "code graph")))
     if discover.get("confidence"):
-        parts.append(_section("discover.json", lambda: _confidence(discover["confidence"])))
+        parts.append(_section("discover.json", lambda: _confidence(discover["confidence"], discover.get("places"))))
     if count:
         parts.append(_cards(behaviours, segments, colours, dataset, note))
     if attribution:
