@@ -33,7 +33,7 @@ class DiscoverConfig:
         True, "look for places: regions of the state space that the trajectories keep to until "
         "they jump to another (rooms, levels), from a graph of state clusters; when its eigengap "
         "is clear, behaviours start from the places instead of the code graph, and relabelling "
-        "and splitting go on from there (--no-places: always the code graph)")
+        "and splitting go on from there (not with --behaviours; --no-places: always the code graph)")
     refine: bool = option(
         True, "refine the graph's behaviours as policies: relabel steps by how well each "
         "behaviour's policy p(a | s, behaviour) explains them, anchored to their codes "
