@@ -29,3 +29,5 @@ def test_default_discovery_finds_planted_behaviours(kind, tmp_path):
     labels = np.load(tmp_path / "labels.npy")
     assert adjusted_rand_score(truth, labels) >= 0.8, summary["num_behaviours"]
     assert summary["places"]["found"] is (kind == "regions")  # the rooms are places; the others are not
+    if kind == "regions":
+        assert "Behaviours start from 4 places" in (tmp_path / "report.html").read_text()

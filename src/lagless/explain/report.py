@@ -120,7 +120,7 @@ def _confidence(confidence: dict, places: dict | None = None) -> str:
     parts = ["<h2>How sure is this?</h2>", warnings or '<p class="note">no warnings: the eigengap is '
              'clear and segments are not much shorter than typical</p>']
     if places:
-        parts.append(f'<p class="note">{_places_sentence(places)}</p>')
+        parts.append(f'<p class="note">{escape(_places_sentence(places))}</p>')
     if choice.get("gaps"):
         parts.append(_img(figures.eigengaps(choice["gaps"], choice.get("best"), choice.get("runner_up")),
                           "eigengaps"))
@@ -133,10 +133,11 @@ def _confidence(confidence: dict, places: dict | None = None) -> str:
 
 
 def _places_sentence(places: dict) -> str:
+    """Which graph the behaviours started from, so that the eigengaps shown are read right."""
     if places.get("found"):
-        return (f"Behaviours start from {places['places']} places: regions of the state space that "
-                f"the trajectories keep to (eigengap {places['eigengap']} of the state-cluster graph, "
-                f"at least {places['min_eigengap']}); the eigengaps below are that graph's.")
+        return (f"Behaviours start from {places.get('places')} places: regions of the state space that "
+                f"the trajectories keep to (eigengap {places.get('eigengap')} of the state-cluster graph, "
+                f"at least {places.get('min_eigengap')}); the eigengaps below are that graph's.")
     return (f"No places: the state-cluster graph's largest eigengap is {places.get('eigengap')} (below "
             f"{places.get('min_eigengap')}), so behaviours start from the code graph, whose eigengaps "
             "are below.")
@@ -247,7 +248,8 @@ def write_report(out_dir: str | Path, data: str | Path | EpisodeData | None = No
             graph["codes"], np.asarray(graph["weights"], dtype=np.float64),
             graph.get("behaviour_of_code", [-1] * len(graph["codes"])), colours), "code graph")))
     if discover.get("confidence"):
-        parts.append(_section("discover.json", lambda: _confidence(discover["confidence"], discover.get("places"))))
+        parts.append(_section("discover.json",
+                              lambda: _confidence(discover["confidence"], discover.get("places"))))
     if count:
         parts.append(_cards(behaviours, segments, colours, dataset, note))
     if attribution:
