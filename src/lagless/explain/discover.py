@@ -150,8 +150,9 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
     if config.places and config.behaviours is None:
         places = find_places(data, lags, max_places=config.max_behaviours,
                              min_fraction=config.min_behaviour_fraction, seed=config.seed)
+    from_places = places is not None and places.found
     start, anchors, eigenvalues = graph.label_codes(codes), codes, graph.eigenvalues
-    if places is not None and places.found:
+    if from_places:
         logger.info("the states fall into %d places that trajectories keep to (eigengap %.2f): "
                     "behaviours start from them", places.count, places.gap)
         start, eigenvalues = places.labels, places.eigenvalues
@@ -161,7 +162,7 @@ def _discover(data: EpisodeData, out: Path, config: DiscoverConfig, source: str 
     refined = None
     if config.refine:
         labels, refined = _refine(data, anchors, labels, config)
-    if config.refine or anchors is not codes:
+    if config.refine or from_places:
         _colour_graph(graph, codes, labels)
     segments = find_segments(labels, episode_ids)
     confidence = discovery_confidence(eigenvalues, config.max_behaviours,

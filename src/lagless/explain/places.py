@@ -9,8 +9,9 @@ by how often a step's cluster is followed by another within ``lags`` steps of it
 continuously (a point on a torus, a walk on a grid) every cut of that graph is crossed
 often and its normalised Laplacian has no clear eigengap; where they stay in a region until
 they jump to another, the regions stand out with a large gap. Measured on the planted-
-behaviour suite (docs/explain.md): largest gap 0.04-0.22 where behaviours are not places,
-0.50-0.55 for the rooms; ``MIN_GAP`` sits between.
+behaviour suite (docs/explain.md, "Discovery", step 5): largest gap 0.06-0.28 where
+behaviours are not places, 0.41-0.54 for the rooms (0.32-0.49 on a 4,800-step set);
+``MIN_GAP`` sits between.
 """
 
 from __future__ import annotations
