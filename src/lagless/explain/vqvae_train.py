@@ -32,14 +32,16 @@ def observation_stats(data: EpisodeData, rng: np.random.Generator) -> tuple[torc
 
     Float features get their own std (constant ones: 1). Grids of booleans or unsigned
     integers (MinAtar, Atari) share one std over all cells: a per-cell std would blow a
-    rarely lit cell up to values of 100 and let it dominate the loss.
+    rarely lit cell up to values of 100 and let it dominate the loss. So do observations
+    stored as floats whose every sampled value is 0 or 1 (a MinAtar grid cast to float32).
     """
     n = data.num_steps
     idx = np.sort(rng.choice(n, size=min(n, STAT_SAMPLES), replace=False))
     sample = data.observations[idx].reshape(len(idx), -1).astype(np.float64)
     mean, std = sample.mean(0), sample.std(0)
     kind = data.observations.dtype
-    if kind == np.bool_ or np.issubdtype(kind, np.unsignedinteger):
+    grid = kind == np.bool_ or np.issubdtype(kind, np.unsignedinteger)
+    if grid or ((sample == 0) | (sample == 1)).all():
         std[:] = sample.std()
     std[std < 1e-6] = 1.0
     return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
