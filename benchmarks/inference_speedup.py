@@ -35,7 +35,8 @@ from records import load_records, machine, merge_record
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "inference_speedup.json"
-KEY_FIELDS = ("device", "threads", "batch", "arch", "layers", "hidden")
+KEY_FIELDS = ("device", "threads", "batch", "arch", "layers", "hidden", "obs")
+FLAT_OBS = "17"  # what rows from before --image were measured with
 
 
 def _timer(device: torch.device):
@@ -53,17 +54,19 @@ def _timer(device: torch.device):
 
 
 def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.device, steps: int,
-            repeats: int, obs_dim: int, act_dim: int) -> dict:
+            repeats: int, obs_dim: int, act_dim: int, image: tuple[int, ...] | None = None) -> dict:
+    """``image`` (height, width, channels): a MinAtar-like grid observation, so the actor's
+    first stage is a convolution; else a flat observation of ``obs_dim``."""
     import gymnasium as gym
 
     from lagless.realtime import fuse, make_actor
 
-    obs_space = gym.spaces.Box(-1, 1, (obs_dim,))
+    obs_space = gym.spaces.Box(0, 1, image) if image else gym.spaces.Box(-1, 1, (obs_dim,))
     net = make_actor(arch, obs_space, gym.spaces.Box(-1, 1, (act_dim,)), layers=layers, hidden=hidden)
     net = net.to(device).eval()
     fused, fused_python = fuse(net), fuse(net, native=False)
     native = fused.runs_native
-    x = torch.rand(batch, obs_dim, device=device)
+    x = (torch.rand(batch, *image, device=device) < 0.1).float() if image else torch.rand(batch, obs_dim, device=device)
     starts = torch.zeros(batch, dtype=torch.bool, device=device)
     states = {"seq": net.initial_state(batch, device), "fused": fused.initial_state(batch, device),
               "python": fused_python.initial_state(batch, device)}
@@ -104,18 +107,19 @@ def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.devic
 def write_report(out: Path, command: str) -> None:
     recs = load_records(out)
     lines = ["# Fused executor: per-step latency", "", f"Command: `{command}`", "",
-             ("Whole actor (17 inputs, 6 outputs, hidden as listed), one step, inference mode, median of "
+             ("Whole actor (17 inputs, or the image in the obs column: a first convolution, 6 outputs, hidden as listed), one step, inference mode, median of "
              "interleaved blocks. speed-up = sequential / fused; floor = the fused step's bare baddbmm. "
              "step: native = the C++ step (fused_native), python = its Python step; python fused = the "
              "same actor with native=False (rows from before the C++ step have neither)."), "",
-             ("| device | threads | batch | arch | layers | sequential ms | fused ms | step | speed-up | "
+             ("| device | threads | batch | arch | obs | layers | sequential ms | fused ms | step | speed-up | "
               "floor ms | fused / floor | python fused ms | load | date |"),
-             "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in recs:
+        r.setdefault("obs", FLAT_OBS)
         ratio = "" if r["fused_over_floor"] is None else f"{r['fused_over_floor']:.2f}"
         step = {True: "native", False: "python"}.get(r.get("native"), "python (before native)")
         python_ms = f"{r['fused_python_ms']:.4f}" if "fused_python_ms" in r else ""
-        lines.append(f"| {r['device']} | {r['threads']} | {r['batch']} | {r['arch']} | {r['layers']} | "
+        lines.append(f"| {r['device']} | {r['threads']} | {r['batch']} | {r['arch']} | {r['obs']} | {r['layers']} | "
                      f"{r['sequential_ms']:.4f} | {r['fused_ms']:.4f} | {step} | {r['speedup']:.2f}x | "
                      f"{r['bmm_floor_ms']:.4f} | {ratio} | {python_ms} | {r['load']} | {r['date'][:10]} |")
     machines = sorted({r["machine"] for r in recs})
@@ -133,12 +137,13 @@ def plot(recs: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    groups = sorted({(r["device"], r["threads"], r["batch"], r["arch"]) for r in recs})
-    for device, threads, batch, arch in groups:
-        g = sorted((r for r in recs if (r["device"], r["threads"], r["batch"], r["arch"]) ==
-                    (device, threads, batch, arch)), key=lambda r: r["layers"])
+    key = lambda r: (r["device"], r["threads"], r["batch"], r["arch"], r.get("obs", FLAT_OBS))
+    for group in sorted({key(r) for r in recs}):
+        device, threads, batch, arch, obs = group
+        g = sorted((r for r in recs if key(r) == group), key=lambda r: r["layers"])
+        image = "" if obs == FLAT_OBS else f", {obs} image"
         ax.plot([r["layers"] for r in g], [r["speedup"] for r in g], marker="o",
-                label=f"{arch}, {device}, {threads} thr, batch {batch}")
+                label=f"{arch}{image}, {device}, {threads} thr, batch {batch}")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set(xscale="log", xlabel="layers", ylabel="speed-up (sequential / fused)",
            title="Fused executor: per-step speed-up")
@@ -161,6 +166,8 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=7, help="interleaved blocks of each executor")
     p.add_argument("--obs-dim", type=int, default=17, help="observation width (HalfCheetah's: 17)")
     p.add_argument("--act-dim", type=int, default=6)
+    p.add_argument("--image", type=int, nargs=3, metavar=("H", "W", "C"),
+                   help="a grid observation instead (MinAtar: 10 10 4 to 10 10 10): the first stage is a convolution")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
@@ -175,14 +182,16 @@ def main(argv=None) -> None:
                 for arch in args.arch:
                     for layers in args.layers:
                         res = measure(arch, layers, args.hidden, batch, device, args.steps, args.repeats,
-                                      args.obs_dim, args.act_dim)
+                                      args.obs_dim, args.act_dim, tuple(args.image) if args.image else None)
                         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
                         rec = {"device": name, "threads": threads or torch.get_num_threads(), "batch": batch,
-                               "arch": arch, "layers": layers, "hidden": args.hidden, **res,
+                               "arch": arch, "layers": layers, "hidden": args.hidden,
+                               "obs": "x".join(map(str, args.image)) if args.image else str(args.obs_dim), **res,
                                "load": round(os.getloadavg()[0], 2), "machine": machine(),
                                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                                "command": command}
-                        merge_record(args.out, rec, KEY_FIELDS, lambda r: tuple(r[k] for k in KEY_FIELDS))
+                        merge_record(args.out, rec, KEY_FIELDS,
+                                     lambda r: tuple(r.get(k, FLAT_OBS) for k in KEY_FIELDS))
                         print(f"[inference_speedup] {rec['device']} {rec['threads']} thr batch {batch} {arch} "
                               f"L{layers}: seq {res['sequential_ms']:.4f} ms, fused {res['fused_ms']:.4f} ms "
                               f"({res['speedup']:.2f}x, {'native' if res['native'] else 'python'}; python "

@@ -109,15 +109,20 @@ def test_fused_handles_any_wiring_of_a_pipelined_net(space_name):
     from lagless.realtime.observations import ObsLayout
 
     space = SPACES[space_name]
-    sources = [[0], [1, 0], [2, 1], [1, 3], [0, 2, 4]]
     residual = [False, False, False, True, False]
-    net = _build(ObsLayout.from_space(space), 5, 16, 3, 1.0, True, sources=sources, residual=residual,
-                 delayed=True).eval()
-    fused = fuse(net)
-    assert fused.fast == (space_name == "image+actions")  # there the wide inputs leave one block per row
-    with torch.inference_mode():
-        for batch in (1, 7):
-            _compare(net, fused, space, batch, seed=batch)
+    wirings = {"consecutive": [[0], [1, 0], [2, 1], [1, 3], [0, 2, 4]],
+               "gapped": [[0], [1], [2], [3, 1], [1, 4]]}  # stages 2 and 4 read register 1, 3 does not
+    for name, sources in wirings.items():
+        net = _build(ObsLayout.from_space(space), 5, 16, 3, 1.0, True, sources=sources, residual=residual,
+                     delayed=True).eval()
+        fused = fuse(net)
+        if name == "consecutive":
+            assert fused.fast == (space_name == "image+actions")  # there wide inputs leave one block per row
+        if space_name == "image+actions":  # the convolution register is wide; "gapped": rows 1, 3, the head
+            assert (name == "gapped") == (fused._wide_rows[1][1] is None)
+        with torch.inference_mode():
+            for batch in (1, 7):
+                _compare(net, fused, space, batch, seed=batch)
 
 
 @pytest.mark.parametrize("space_name", ["vector", "vector+actions"])

@@ -140,13 +140,24 @@ class FusedPipelinedNet(DeviceAware):
             offset += side_dims[k]
         self.register_buffer("merged_weight", merged_w)
         self.register_buffer("row_bias", bias.reshape(-1))
-        # wide side sources: one matmul each over the rows that read them
+        # wide side sources: one matmul each over the rows that read them, the head's part only
+        # its outputs wide (a 1,600-wide convolution register padded to the hidden width for a
+        # 3-action head would be most of a step's weight traffic), added in place where the
+        # hidden rows are consecutive; a source no row reads (the image under a first
+        # convolution, which only the convolution reads) costs nothing
+        self.wide = [j for j in self.wide if side[j]]
+        self._wide_rows: dict[int, tuple[int, tuple[int, int] | None]] = {}  # j -> (head cols, span)
         for j in self.wide:
-            reading = sorted(side[j])
-            w = torch.zeros(side_dims[j], len(reading) * width)
+            head_cols = self.out_dim if 0 in side[j] else 0
+            reading = sorted(r for r in side[j] if r != 0)
+            consecutive = bool(reading) and reading == list(range(reading[0], reading[0] + len(reading)))
+            self._wide_rows[j] = (head_cols, (reading[0], reading[0] + len(reading)) if consecutive else None)
+            w = torch.zeros(side_dims[j], head_cols + len(reading) * width)
+            if head_cols:
+                w[:, :head_cols] = side[j][0]
             for k, r in enumerate(reading):
                 cols = side[j][r]
-                w[:, k * width: k * width + cols.shape[1]] = cols
+                w[:, head_cols + k * width: head_cols + k * width + cols.shape[1]] = cols
             self.register_buffer(f"wide_weight{j}", w)
             self.register_buffer(f"wide_rows{j}", torch.tensor(reading, dtype=torch.long))
         # the head's stacked registers: one matmul over them, flattened
@@ -333,9 +344,16 @@ class FusedPipelinedNet(DeviceAware):
         else:
             pre = row_bias.view(n_rows, 1, width).expand(-1, batch, -1).clone()
         for j in self.wide:
-            reading = buf[f"wide_rows{j}"]
-            part = ((obs_reg if j == 0 else state[2]) @ buf[f"wide_weight{j}"]).view(batch, len(reading), width)
-            pre.index_add_(0, reading, part.transpose(0, 1))
+            (head_cols, span), reading = self._wide_rows[j], buf[f"wide_rows{j}"]
+            part = (obs_reg if j == 0 else state[2]) @ buf[f"wide_weight{j}"]
+            if head_cols:
+                pre[0, :, :head_cols].add_(part[:, :head_cols])
+            if len(reading):
+                rows_part = part[:, head_cols:].view(batch, len(reading), width).transpose(0, 1)
+                if span is not None:
+                    pre[span[0]: span[1]].add_(rows_part)
+                else:
+                    pre.index_add_(0, reading, rows_part)
         if self.fast and n_blocks:
             new_hidden = torch.baddbmm(pre[rows], hidden[slots], weights)
             if self.r0 > 1:
