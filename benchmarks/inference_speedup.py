@@ -66,7 +66,9 @@ def measure(arch: str, layers: int, hidden: int, batch: int, device: torch.devic
     net = net.to(device).eval()
     fused, fused_python = fuse(net), fuse(net, native=False)
     native = fused.runs_native
-    x = (torch.rand(batch, *image, device=device) < 0.1).float() if image else torch.rand(batch, obs_dim, device=device)
+    # flat, as acting code passes observations (Policy.act flattens them once)
+    x = ((torch.rand(batch, *image, device=device) < 0.1).float().reshape(batch, -1) if image
+         else torch.rand(batch, obs_dim, device=device))
     starts = torch.zeros(batch, dtype=torch.bool, device=device)
     states = {"seq": net.initial_state(batch, device), "fused": fused.initial_state(batch, device),
               "python": fused_python.initial_state(batch, device)}

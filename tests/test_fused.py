@@ -26,11 +26,14 @@ def _obs(space, b, gen):
     return torch.rand(b, *space.shape, generator=gen) * 2 - 1
 
 
-def _compare(net, fused, space, batch, seed=0):
+def _compare(net, fused, space, batch, seed=0, flat=False):
+    """``flat``: pass observations flattened, as acting code does (the native step takes only those)."""
     gen = torch.Generator().manual_seed(seed)
     s_seq, s_fused = net.initial_state(batch), fused.initial_state(batch)
     for t in range(T):
         obs = _obs(space, batch, gen)
+        if flat:
+            obs = net.layout.flatten(obs)
         starts = torch.rand(batch, generator=gen) < 0.2  # some rows start a new episode
         if t == 0:
             starts[:] = True
@@ -55,6 +58,24 @@ def test_fused_equals_sequential_every_step(arch, space_name, native):
             fused = fuse(net, native=native)
             with torch.inference_mode():
                 _compare(net, fused, space, batch, seed=layers * 10 + batch)
+
+
+@pytest.mark.parametrize("space_name", ["image", "image+actions"])
+@pytest.mark.parametrize("arch", PIPELINED)
+def test_native_step_with_a_first_convolution_equals_sequential(arch, space_name):
+    """Flat observations, as acting code passes them, so the C++ step runs (not its Python fallback)."""
+    space = SPACES[space_name] if space_name in SPACES else gym.spaces.Box(0, 1, (4, 3, 2))  # not square
+    torch.manual_seed(1)
+    for layers in range(2, 9):  # one layer is the head alone: no convolution
+        for batch in (1, 7):
+            net = build_network(arch, space, 3, layers=layers, hidden=16, head_std=1.0).eval()
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.add_(torch.randn_like(p) * 0.1)
+            fused = fuse(net, native=True)
+            assert fused.runs_native
+            with torch.inference_mode():
+                _compare(net, fused, space, batch, seed=layers * 10 + batch, flat=True)
 
 
 @pytest.mark.parametrize("arch", PIPELINED)
@@ -183,7 +204,7 @@ def test_native_step_falls_back_for_inputs_it_does_not_take():
 
 
 def test_native_step_is_refused_where_it_does_not_apply():
-    net = build_network("skip", SPACES["image+actions"], 3, layers=4, hidden=16)  # a first convolution
+    net = build_network("skip", SPACES["wide vector"], 3, layers=4, hidden=16)  # 40 inputs, 16 wide
     with pytest.raises(LaglessError, match="natively"):
         fuse(net, native=True).prepare()
     assert not fuse(net).runs_native  # auto: the Python step, silently (nothing is wrong)

@@ -252,9 +252,14 @@ class FusedPipelinedNet(DeviceAware):
         native = self._native
         if (native is not None and type(obs) is torch.Tensor
                 and (episode_start is None or type(episode_start) is torch.Tensor)):
-            out = native(state[0], state[1], obs, episode_start)  # None: not a flat float32 CPU input
-            if out is not None:
-                return out[0], (out[1], obs)
+            if self.conv is None:
+                out = native(state[0], state[1], obs, episode_start)  # None: not a flat float32 CPU input
+                if out is not None:
+                    return out[0], (out[1], obs)
+            else:
+                out = native(state[0], state[1], state[2], obs, episode_start)
+                if out is not None:
+                    return out[0], (out[1], obs, out[2])
         device = self._fast_args[0]
         if (isinstance(obs, torch.Tensor) and obs.dtype == torch.float32 and obs.device == device
                 and obs.dim() == 2 and obs.shape[1] == self.register_dims[0]):
@@ -279,28 +284,58 @@ class FusedPipelinedNet(DeviceAware):
         self._native = None
         if self.native_mode is False:
             return self
-        if not self.lean or buf["row_bias"].device.type != "cpu":
+        if not (self.lean or self.conv is not None) or buf["row_bias"].device.type != "cpu":
             if self.native_mode:
                 raise LaglessError("cannot run this fused actor natively: the C++ step covers dense "
-                                   "pipelined networks on flat observations (no first convolution, no "
-                                   "observation wider than the hidden layers), on the CPU; "
+                                   "pipelined networks on flat observations no wider than the hidden "
+                                   "layers, and networks with a first convolution, on the CPU; "
                                    "fuse with native=None or False")
             return self
         from lagless.realtime import fused_native
 
-        step, why = fused_native.load()
-        if step is None:
+        module, why = fused_native.load()
+        if module is None:
             if self.native_mode:
                 raise LaglessError(f"cannot build the native fused step: {why}; fuse with native=None or False")
             fused_native.warn_unavailable(why)
             return self
         mode = 0 if not self.head_slots else 1 if head_last else 2 if self.head_all else 3
+        if self.conv is not None:
+            self._native = module.ConvStep(self._conv_step_constants(mode), self._wide_sources())
+            return self
         fresh = self.fresh if len(self.merged) > 1 else slice(0, 0)  # fresh actions in the side addmm
-        self._native = step(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"], buf["weights"],
+        self._native = module.LeanStep(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"], buf["weights"],
                             buf["head_weight"], buf["head_slot_index"], buf["res_rows"], buf["res_slots"],
                             self.r0 - 1, self.s0, mode, self.bmm_reads_side, fresh.start,
                             fresh.stop - fresh.start, self.register_dims[0])
         return self
+
+    def _conv_step_constants(self, head_mode: int) -> dict:
+        """What ``fused_native.ConvStep`` reads once: ``_step``'s buffers and the convolution's."""
+        buf, conv, layout = self._buffers, self.conv.conv, self.conv.layout
+        fresh = self.fresh if self.fresh is not None else slice(0, 0)
+        merged_mode = {(): 0, (0,): 1, ("fresh",): 2, (0, "fresh"): 3}[tuple(self.merged)]
+        h, w, c = layout.image_shape
+        return {"row_bias": buf["row_bias"], "merged_weight": buf["merged_weight"], "weights": buf["weights"],
+                "block_rows": buf["block_rows"], "block_slots": buf["block_slots"],
+                "head_weight": buf["head_weight"], "head_index": buf["head_slot_index"],
+                "res_rows": buf["res_rows"], "res_slots": buf["res_slots"],
+                "conv_weight": conv.weight.detach().float(), "conv_bias": conv.bias.detach().float(),
+                "conv_stride": list(conv.stride), "conv_padding": list(conv.padding),
+                "conv_dilation": list(conv.dilation), "merged_mode": merged_mode, "fresh_start": fresh.start,
+                "fresh_len": fresh.stop - fresh.start, "r0": self.r0, "s0": self.s0, "head_mode": head_mode,
+                "n_rows": self.n_rows, "width": self.width, "out_dim": self.out_dim,
+                "obs_dim": self.register_dims[0], "h": h, "w": w, "c": c, "image_dim": layout.image_dim,
+                "fast": self.fast}
+
+    def _wide_sources(self) -> list[tuple]:
+        """``(is the observation, weight, rows, head columns, span start, span end)`` per wide source."""
+        out = []
+        for j in self.wide:
+            head_cols, span = self._wide_rows[j]
+            lo, hi = span if span is not None else (-1, -1)
+            out.append((j == 0, self._buffers[f"wide_weight{j}"], self._buffers[f"wide_rows{j}"], head_cols, lo, hi))
+        return out
 
     def _lean_step(self, x: torch.Tensor, state: State):
         """``_step`` for the lean layout (see ``_build_lean``): same outputs, fewer calls."""

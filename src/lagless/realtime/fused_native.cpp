@@ -83,7 +83,154 @@ struct LeanStep {
   }
 };
 
+// A wide side source (an observation or a convolution's register wider than the hidden
+// layers): one matmul over the rows that read it, the head's part first (head_cols wide).
+struct WideSource {
+  bool is_obs;
+  at::Tensor weight, rows;
+  int64_t head_cols, span_lo, span_hi;  // span_lo < 0: the rows are not consecutive (index_add_)
+};
+
+// FusedPipelinedNet._step for a network whose first stage is a convolution: the general
+// layout (wide sources, any head wiring) and the convolution, in one call from Python.
+struct ConvStep {
+  at::Tensor row_bias, merged_weight, weights, block_rows, block_slots, head_weight, head_index, res_rows,
+      res_slots, conv_weight, conv_bias;
+  std::vector<WideSource> wide;
+  std::vector<int64_t> conv_stride, conv_padding, conv_dilation;
+  int64_t merged_mode, fresh_start, fresh_len, r0, s0, head_mode, n_rows, width, out_dim, obs_dim, h, w, c,
+      image_dim;
+  bool fast;
+
+  using Out = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+  c10::optional<Out> step(const at::Tensor& hidden_in, const at::Tensor& obs_reg_in, const at::Tensor& conv_in,
+                          const at::Tensor& x, const c10::optional<at::Tensor>& episode_start) const {
+    if (!x.is_cpu() || x.scalar_type() != at::kFloat || x.dim() != 2 || x.size(1) != obs_dim ||
+        (episode_start.has_value() && !episode_start->is_cpu())) {
+      return c10::nullopt;
+    }
+    NoCpuAutocast float32_only;
+    at::Tensor hidden = hidden_in, obs_reg = obs_reg_in, conv_reg = conv_in;
+    if (episode_start.has_value() && any_true(*episode_start)) {
+      auto keep = episode_start->logical_not().to(hidden.scalar_type()).unsqueeze(-1);  // [B, 1]
+      hidden = hidden * keep;
+      obs_reg = obs_reg * keep;
+      conv_reg = conv_reg * keep;
+    }
+    const int64_t batch = obs_reg.size(0);
+    at::Tensor pre;
+    if (merged_mode > 0) {
+      auto fresh = fresh_len > 0 ? x.narrow(1, fresh_start, fresh_len) : at::Tensor();
+      auto side_in = merged_mode == 1 ? obs_reg : merged_mode == 2 ? fresh : at::cat({obs_reg, fresh}, 1);
+      pre = at::addmm(row_bias, side_in, merged_weight).view({batch, n_rows, width}).transpose(0, 1);
+    } else {
+      pre = row_bias.view({n_rows, 1, width}).expand({n_rows, batch, width}).clone();
+    }
+    for (const auto& src : wide) {
+      auto part = at::mm(src.is_obs ? obs_reg : conv_reg, src.weight);
+      if (src.head_cols > 0) {
+        pre.select(0, 0).narrow(1, 0, src.head_cols).add_(part.narrow(1, 0, src.head_cols));
+      }
+      const int64_t k = src.rows.numel();
+      if (k > 0) {
+        auto rows_part = part.narrow(1, src.head_cols, k * width).view({batch, k, width}).transpose(0, 1);
+        if (src.span_lo >= 0) {
+          pre.narrow(0, src.span_lo, src.span_hi - src.span_lo).add_(rows_part);
+        } else {
+          pre.index_add_(0, src.rows, rows_part);
+        }
+      }
+    }
+    const int64_t blocks = weights.size(0);
+    at::Tensor new_hidden;
+    if (fast && blocks > 0) {
+      new_hidden = at::empty({n_rows - 1, batch, width}, hidden.options());
+      if (r0 > 1) {
+        new_hidden.narrow(0, 0, r0 - 1).copy_(pre.narrow(0, 1, r0 - 1));
+      }
+      auto tail = new_hidden.narrow(0, r0 - 1, blocks);
+      at::baddbmm_out(tail, pre.narrow(0, r0, blocks), hidden.narrow(0, s0, blocks), weights);
+    } else {
+      new_hidden = pre.narrow(0, 1, n_rows - 1).clone();
+      if (blocks > 0) {
+        new_hidden.index_add_(0, block_rows, at::bmm(hidden.index_select(0, block_slots), weights));
+      }
+    }
+    at::relu_(new_hidden);
+    if (res_rows.numel() > 0) {
+      new_hidden.index_add_(0, res_rows, hidden.index_select(0, res_slots));
+    }
+    auto head = pre.select(0, 0).narrow(1, 0, out_dim);
+    if (head_mode == 1) {
+      head = at::addmm(head, hidden.select(0, hidden.size(0) - 1), head_weight);
+    } else if (head_mode >= 2) {
+      auto regs = head_mode == 2 ? hidden : hidden.index_select(0, head_index);
+      head = at::addmm(head, regs.transpose(0, 1).reshape({batch, -1}), head_weight);
+    } else {
+      head = head.clone();
+    }
+    // the convolution reads last step's observation (its register): HWC memory viewed as NCHW
+    auto image = obs_reg.narrow(1, 0, image_dim).reshape({batch, h, w, c}).permute({0, 3, 1, 2});
+    auto conv = at::conv2d(image, conv_weight, conv_bias, conv_stride, conv_padding, conv_dilation);
+    at::relu_(conv);
+    auto feats = conv.permute({0, 2, 3, 1}).reshape({batch, -1});
+    if (image_dim < obs_reg.size(1)) {
+      feats = at::cat({feats, obs_reg.narrow(1, image_dim, obs_reg.size(1) - image_dim)}, 1);
+    }
+    return Out{head, new_hidden, feats};
+  }
+};
+
+template <typename T>
+static T get(const pybind11::dict& d, const char* key) {
+  return d[key].cast<T>();
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  pybind11::class_<ConvStep>(m, "ConvStep", pybind11::module_local())
+      .def(pybind11::init([](const pybind11::dict& d, const pybind11::list& wide) {
+        ConvStep s;
+        s.row_bias = get<at::Tensor>(d, "row_bias");
+        s.merged_weight = get<at::Tensor>(d, "merged_weight");
+        s.weights = get<at::Tensor>(d, "weights");
+        s.block_rows = get<at::Tensor>(d, "block_rows");
+        s.block_slots = get<at::Tensor>(d, "block_slots");
+        s.head_weight = get<at::Tensor>(d, "head_weight");
+        s.head_index = get<at::Tensor>(d, "head_index");
+        s.res_rows = get<at::Tensor>(d, "res_rows");
+        s.res_slots = get<at::Tensor>(d, "res_slots");
+        s.conv_weight = get<at::Tensor>(d, "conv_weight");
+        s.conv_bias = get<at::Tensor>(d, "conv_bias");
+        s.conv_stride = get<std::vector<int64_t>>(d, "conv_stride");
+        s.conv_padding = get<std::vector<int64_t>>(d, "conv_padding");
+        s.conv_dilation = get<std::vector<int64_t>>(d, "conv_dilation");
+        s.merged_mode = get<int64_t>(d, "merged_mode");
+        s.fresh_start = get<int64_t>(d, "fresh_start");
+        s.fresh_len = get<int64_t>(d, "fresh_len");
+        s.r0 = get<int64_t>(d, "r0");
+        s.s0 = get<int64_t>(d, "s0");
+        s.head_mode = get<int64_t>(d, "head_mode");
+        s.n_rows = get<int64_t>(d, "n_rows");
+        s.width = get<int64_t>(d, "width");
+        s.out_dim = get<int64_t>(d, "out_dim");
+        s.obs_dim = get<int64_t>(d, "obs_dim");
+        s.h = get<int64_t>(d, "h");
+        s.w = get<int64_t>(d, "w");
+        s.c = get<int64_t>(d, "c");
+        s.image_dim = get<int64_t>(d, "image_dim");
+        s.fast = get<bool>(d, "fast");
+        for (const auto& item : wide) {
+          auto t = item.cast<pybind11::tuple>();
+          s.wide.push_back(WideSource{t[0].cast<bool>(), t[1].cast<at::Tensor>(), t[2].cast<at::Tensor>(),
+                                      t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>()});
+        }
+        return s;
+      }))
+      .def("__call__", &ConvStep::step, "one fused step of a network with a first convolution: (hidden, "
+           "observation register, convolution register, observation, episode_start or None) -> (head, new "
+           "hidden registers, new convolution register), or None for inputs it does not take");
+
   pybind11::class_<LeanStep>(m, "LeanStep", pybind11::module_local())  // no clash with another build
       .def(pybind11::init([](at::Tensor side_bias, at::Tensor side_weight, at::Tensor bmm_bias, at::Tensor weights,
                              at::Tensor head_weight, at::Tensor head_index, at::Tensor res_rows,

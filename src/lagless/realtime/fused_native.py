@@ -34,10 +34,12 @@ def native_enabled() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def load() -> tuple[Callable | None, str]:
-    """``(LeanStep, "")`` once built (cached), or ``(None, why not)``.
+    """``(module, "")`` once built (cached), or ``(None, why not)``.
 
-    ``LeanStep(*constants)`` holds one fused actor's buffers; calling it with ``(hidden,
-    observation register, flat observation, episode_start or None)`` runs one step.
+    ``module.LeanStep(*constants)`` holds one dense fused actor's buffers; calling it with
+    ``(hidden, observation register, flat observation, episode_start or None)`` runs one step.
+    ``module.ConvStep(constants, wide_sources)`` does the same for a network whose first stage
+    is a convolution, called with the convolution's register after the observation register.
     """
     if not native_enabled():
         return None, "LAGLESS_NATIVE=0"
@@ -58,7 +60,7 @@ def load() -> tuple[Callable | None, str]:
         return None, f"could not build it ({type(exc).__name__}: {first[0] if first else ''})"
     finally:
         notice.cancel()
-    return module.LeanStep, ""
+    return module, ""
 
 
 @functools.cache
