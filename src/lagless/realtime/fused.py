@@ -304,10 +304,10 @@ class FusedPipelinedNet(DeviceAware):
             self._native = module.ConvStep(self._conv_step_constants(mode), self._wide_sources())
             return self
         fresh = self.fresh if len(self.merged) > 1 else slice(0, 0)  # fresh actions in the side addmm
-        self._native = module.LeanStep(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"], buf["weights"],
-                            buf["head_weight"], buf["head_slot_index"], buf["res_rows"], buf["res_slots"],
-                            self.r0 - 1, self.s0, mode, self.bmm_reads_side, fresh.start,
-                            fresh.stop - fresh.start, self.register_dims[0])
+        self._native = module.LeanStep(buf["lean_side_bias"], buf["lean_side_weight"], buf["lean_bmm_bias"],
+                                       buf["weights"], buf["head_weight"], buf["head_slot_index"], buf["res_rows"],
+                                       buf["res_slots"], self.r0 - 1, self.s0, mode, self.bmm_reads_side,
+                                       fresh.start, fresh.stop - fresh.start, self.register_dims[0])
         return self
 
     def _conv_step_constants(self, head_mode: int) -> dict:
