@@ -30,6 +30,25 @@ struct NoCpuAutocast {
 
 using Step = std::tuple<at::Tensor, at::Tensor>;
 
+// The residual adds and the head, shared by both steps: ``head_side`` is the head's
+// pre-activation from side sources and biases; head_mode 0: no stacked register, 1: the last,
+// 2: all, 3: those in head_index.
+static at::Tensor finish_step(at::Tensor& new_hidden, const at::Tensor& hidden, const at::Tensor& head_side,
+                              const at::Tensor& res_rows, const at::Tensor& res_slots, const at::Tensor& head_weight,
+                              const at::Tensor& head_index, int64_t head_mode, int64_t batch) {
+  if (res_rows.numel() > 0) {
+    new_hidden.index_add_(0, res_rows, hidden.index_select(0, res_slots));
+  }
+  if (head_mode == 1) {
+    return at::addmm(head_side, hidden.select(0, hidden.size(0) - 1), head_weight);
+  }
+  if (head_mode >= 2) {
+    auto regs = head_mode == 2 ? hidden : hidden.index_select(0, head_index);
+    return at::addmm(head_side, regs.transpose(0, 1).reshape({batch, -1}), head_weight);
+  }
+  return head_side.clone();
+}
+
 // The constants of one fused actor, held once so that a step parses four arguments, not eighteen.
 // Side columns: [rows 1..n_pre | head | batched rows, only if bmm_reads_side] (FusedPipelinedNet._build_lean).
 struct LeanStep {
@@ -67,18 +86,8 @@ struct LeanStep {
     at::relu_(tail);
     auto pre = new_hidden.narrow(0, 0, n_pre);
     at::clamp_min_out(pre, side.narrow(1, 0, n_pre * width).view({batch, n_pre, width}).transpose(0, 1), 0.0);
-    if (res_rows.numel() > 0) {
-      new_hidden.index_add_(0, res_rows, hidden.index_select(0, res_slots));
-    }
-    auto head = side.narrow(1, n_pre * width, out);
-    if (head_mode == 1) {
-      head = at::addmm(head, hidden.select(0, hidden.size(0) - 1), head_weight);
-    } else if (head_mode >= 2) {
-      auto regs = head_mode == 2 ? hidden : hidden.index_select(0, head_index);
-      head = at::addmm(head, regs.transpose(0, 1).reshape({batch, -1}), head_weight);
-    } else {
-      head = head.clone();
-    }
+    auto head = finish_step(new_hidden, hidden, side.narrow(1, n_pre * width, out), res_rows, res_slots,
+                            head_weight, head_index, head_mode, batch);
     return Step{head, new_hidden};
   }
 };
@@ -158,18 +167,8 @@ struct ConvStep {
       }
     }
     at::relu_(new_hidden);
-    if (res_rows.numel() > 0) {
-      new_hidden.index_add_(0, res_rows, hidden.index_select(0, res_slots));
-    }
-    auto head = pre.select(0, 0).narrow(1, 0, out_dim);
-    if (head_mode == 1) {
-      head = at::addmm(head, hidden.select(0, hidden.size(0) - 1), head_weight);
-    } else if (head_mode >= 2) {
-      auto regs = head_mode == 2 ? hidden : hidden.index_select(0, head_index);
-      head = at::addmm(head, regs.transpose(0, 1).reshape({batch, -1}), head_weight);
-    } else {
-      head = head.clone();
-    }
+    auto head = finish_step(new_hidden, hidden, pre.select(0, 0).narrow(1, 0, out_dim), res_rows, res_slots,
+                            head_weight, head_index, head_mode, batch);
     // the convolution reads last step's observation (its register): HWC memory viewed as NCHW
     auto image = obs_reg.narrow(1, 0, image_dim).reshape({batch, h, w, c}).permute({0, 3, 1, 2});
     auto conv = at::conv2d(image, conv_weight, conv_bias, conv_stride, conv_padding, conv_dilation);
