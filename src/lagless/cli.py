@@ -65,7 +65,7 @@ def _train_parser(sub, argv: list[str]) -> None:
     trainer = get_trainer(algo)
     choices = ", ".join(f"{n} ({get_trainer(n).description})" if n == algo else n for n in trainer_names())
     p = sub.add_parser(
-        "train", help="train a real-time agent (--algo ppo or sac)",
+        "train", help=f"train an agent (--algo {', '.join(trainer_names())}; default ppo)",
         description=f"Train a real-time agent with {algo.upper()}: {trainer.description}. The options "
                     f"below are {algo}'s ('lagless train --algo NAME --help' shows another trainer's). "
                     "Every option can also come from --config FILE.json; flags override the file.")
