@@ -150,7 +150,8 @@ def write_report(out: Path, md: Path, command: str) -> None:
                 continue
             bound, skip, chain = means["instant obs+1"], means["skip"], means["chain"]
             ratio = skip / bound if bound and not math.isnan(bound) and bound > 0 else math.nan
-            lines.append(f"| {env} | " + " | ".join(cells) + f" | {ratio:.2f} | "
+            shown = "" if math.isnan(ratio) else f"{ratio:.2f}"
+            lines.append(f"| {env} | " + " | ".join(cells) + f" | {shown} | "
                          + ("" if math.isnan(skip) or math.isnan(chain) else ("yes" if skip > chain else "no"))
                          + " |")
         lines.append("")
