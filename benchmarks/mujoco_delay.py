@@ -149,8 +149,7 @@ def write_report(out: Path, md: Path, command: str) -> None:
             if not any(cells):
                 continue
             bound, skip, chain = means["instant obs+1"], means["skip"], means["chain"]
-            ratio = skip / bound if bound and not math.isnan(bound) and bound > 0 else math.nan
-            shown = "" if math.isnan(ratio) else f"{ratio:.2f}"
+            shown = f"{skip / bound:.2f}" if bound > 0 else ""  # nan > 0 is False: no bound yet
             lines.append(f"| {env} | " + " | ".join(cells) + f" | {shown} | "
                          + ("" if math.isnan(skip) or math.isnan(chain) else ("yes" if skip > chain else "no"))
                          + " |")

@@ -35,6 +35,7 @@ def _algo_from_argv(argv: list[str]) -> tuple[str, bool]:
     ``--algo`` wins; else the run that ``--resume`` names, or the ``algo`` key of ``--config``;
     else PPO. The answer picks which config class supplies the flags (and ``--help``).
     """
+    from lagless.trainers.registry import DEFAULT_TRAINER
     from lagless.trainers.run_dir import ALGO_KEY, read_json_object
 
     def value(flag: str) -> str | None:
@@ -52,20 +53,21 @@ def _algo_from_argv(argv: list[str]) -> tuple[str, bool]:
         path = Path(where) / name if where and name else Path(where) if where else None
         if path is not None and path.is_file():
             try:
-                return str(read_json_object(path, "the config").get(ALGO_KEY) or "ppo"), False
+                return str(read_json_object(path, "the config").get(ALGO_KEY) or DEFAULT_TRAINER), False
             except LaglessError:
-                return "ppo", False  # the full parse reports the damaged file
-    return "ppo", False
+                return DEFAULT_TRAINER, False  # the full parse reports the damaged file
+    return DEFAULT_TRAINER, False
 
 
 def _train_parser(sub, argv: list[str]) -> None:
     from lagless.trainers import get_trainer, trainer_names
+    from lagless.trainers.registry import DEFAULT_TRAINER
 
     algo, _ = _algo_from_argv(argv)
     trainer = get_trainer(algo)
     choices = ", ".join(f"{n} ({get_trainer(n).description})" if n == algo else n for n in trainer_names())
     p = sub.add_parser(
-        "train", help=f"train an agent (--algo {', '.join(trainer_names())}; default ppo)",
+        "train", help=f"train an agent (--algo {', '.join(trainer_names())}; default {DEFAULT_TRAINER})",
         description=f"Train a real-time agent with {algo.upper()}: {trainer.description}. The options "
                     f"below are {algo}'s ('lagless train --algo NAME --help' shows another trainer's). "
                     "Every option can also come from --config FILE.json; flags override the file.")

@@ -17,6 +17,7 @@ BUILTIN_TRAINERS = {  # name -> "module:Class", imported when first asked for
     "ald": "lagless.ald.trainer:ALDTrainer",
 }
 _TRAINERS: dict[str, type[Trainer]] = {}
+DEFAULT_TRAINER = "ppo"  # what `lagless train` runs without --algo
 
 
 def register_trainer(cls: type[Trainer]) -> type[Trainer]:

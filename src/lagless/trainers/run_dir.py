@@ -26,7 +26,7 @@ from lagless.runs import (
     load_checkpoint,
     plot_returns,
 )
-from lagless.trainers.registry import get_trainer
+from lagless.trainers.registry import DEFAULT_TRAINER, get_trainer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def default_run_dir(config) -> Path:
 def config_from_dict(data: dict, algo: str | None, where: str):
     """(algorithm name, its config) from a config dict; an ``algo`` key inside wins over ``algo``."""
     data = dict(data)
-    name = data.pop(ALGO_KEY, None) or algo or "ppo"
+    name = data.pop(ALGO_KEY, None) or algo or DEFAULT_TRAINER
     cls = get_trainer(name).config_class
     if name == "ppo":
         data.setdefault("fresh_actions", False)  # PPO runs made before the option had delayed actions
