@@ -169,6 +169,15 @@ def test_bad_algo_in_a_subprocess_has_no_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown algorithm" in proc.stderr
 
 
+def test_top_level_help_names_every_trainer(capsys):
+    from lagless.trainers import trainer_names
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    train_line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("train "))
+    assert all(name in train_line for name in trainer_names()) and "ald" in train_line
+
+
 def test_num_envs_4_trains_with_the_default_minibatches(tmp_path):
     run = tmp_path / "r"
     assert main(["train", "--env", "CartPole-v1", "--num-envs", "4", "--rollout-steps", "16", "--hidden", "8",
