@@ -146,20 +146,21 @@ def test_fused_handles_any_wiring_of_a_pipelined_net(space_name):
                 _compare(net, fused, space, batch, seed=batch)
 
 
+@pytest.mark.parametrize("batch", [1, 4, 9], ids=["batch1", "batch4", "batch9"])  # raw loops up to 4, ATen above
 @pytest.mark.parametrize("space_name", ["vector", "vector+actions"])
 @pytest.mark.parametrize("arch", PIPELINED)
-def test_native_step_equals_the_python_step(arch, space_name):
+def test_native_step_equals_the_python_step(arch, space_name, batch):
     """The C++ step (built on first use) gives the Python step's outputs, resets included."""
     space = SPACES[space_name]
     net = build_network(arch, space, 3, layers=6, hidden=16, head_std=1.0).eval()
     native, python = fuse(net, native=True), fuse(net, native=False)
     assert native.runs_native and not python.runs_native
     gen = torch.Generator().manual_seed(5)
-    s_native, s_python = native.initial_state(4), python.initial_state(4)
+    s_native, s_python = native.initial_state(batch), python.initial_state(batch)
     with torch.inference_mode():
         for t in range(T):
-            obs = net.layout.flatten(_obs(space, 4, gen), batch_dims=1)  # flat, as Policy.act passes it
-            starts = (torch.rand(4, generator=gen) < 0.3) if t else torch.ones(4, dtype=torch.bool)
+            obs = net.layout.flatten(_obs(space, batch, gen), batch_dims=1)  # flat, as Policy.act passes it
+            starts = (torch.rand(batch, generator=gen) < 0.3) if t else torch.ones(batch, dtype=torch.bool)
             y_native, s_native = native(obs, s_native, starts if t % 3 else None)
             y_python, s_python = python(obs, s_python, starts if t % 3 else None)
             torch.testing.assert_close(y_native, y_python, rtol=1e-5, atol=1e-6, msg=f"step {t}")

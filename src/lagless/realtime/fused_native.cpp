@@ -6,7 +6,9 @@
 #include <ATen/autocast_mode.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <tuple>
+#include <vector>
 
 // Whether any row starts an episode: read straight from a bool tensor's memory, since
 // any().item() costs two dispatched calls (about 2 us of a 50 us step).
@@ -49,6 +51,44 @@ static at::Tensor finish_step(at::Tensor& new_hidden, const at::Tensor& hidden, 
   return head_side.clone();
 }
 
+// Small batches skip ATen's matmul and elementwise calls around the batched matmul: at batch 1
+// on a CPU each dispatched op costs 0.5-4 us (the side addmm of a 17-wide observation, about
+// 4 us, is a tenth of an 8-layer step), while the same loops over raw memory take a fraction.
+// Larger batches keep ATen's kernels, which then win.
+constexpr int64_t kRawBatch = 4;
+
+// The raw loops in AVX2 too where the compiler can pick per machine at load time (GCC, x86-64);
+// elsewhere they build for the baseline instruction set.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define LAGLESS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LAGLESS_VECTOR_CLONES
+#endif
+
+// out[0:n] += v * w[0:n]
+LAGLESS_VECTOR_CLONES static void axpy(float* __restrict__ out, const float* __restrict__ w, float v, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) out[c] += v * w[c];
+}
+
+// sum of a[i] * b[i], in 32 partial sums: vectorised they are four independent chains of
+// multiply-adds, so the loop is not held up by the latency of one
+LAGLESS_VECTOR_CLONES static float dot(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+  constexpr int kLanes = 32;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) acc[k] += a[i + k] * b[i + k];
+  }
+  float s = 0.0f;
+  for (int k = 0; k < kLanes; ++k) s += acc[k];
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+static bool plain_float(const at::Tensor& t) {
+  return t.scalar_type() == at::kFloat && t.is_contiguous() && !t.requires_grad();
+}
+
 // The constants of one fused actor, held once so that a step parses four arguments, not eighteen.
 // Side columns: [rows 1..n_pre | head | batched rows, only if bmm_reads_side] (FusedPipelinedNet._build_lean).
 struct LeanStep {
@@ -57,6 +97,82 @@ struct LeanStep {
   bool bmm_reads_side;
   int64_t fresh_start, fresh_len;  // the fresh last actions in the flat observation (length 0: none)
   int64_t obs_dim;
+  at::Tensor head_weight_t;  // [out, registers * width]: the head's weight, one output per row
+  std::vector<int64_t> head_slots, res_row_list, res_slot_list;  // the index tensors, read once
+  bool raw_ok;               // the constants are plain float32 memory the raw step can read
+
+  void init_raw() {
+    head_weight_t = head_weight.t().contiguous();
+    const int64_t slots = head_weight.size(0) / std::max<int64_t>(weights.size(2), 1);
+    for (int64_t k = 0; k < slots; ++k) {
+      head_slots.push_back(head_mode == 1 ? -1 : head_mode == 2 ? k : head_index[k].item<int64_t>());
+    }
+    for (int64_t k = 0; k < res_rows.numel(); ++k) {
+      res_row_list.push_back(res_rows[k].item<int64_t>());
+      res_slot_list.push_back(res_slots[k].item<int64_t>());
+    }
+    raw_ok = plain_float(side_bias) && plain_float(side_weight) && plain_float(head_weight_t) &&
+             plain_float(weights) && head_mode >= 0 && head_mode <= 3;
+  }
+
+  // side = [observation register | fresh actions] @ side_weight + side_bias, row by row, into sp
+  void raw_side(const at::Tensor& obs_reg, const at::Tensor& x, int64_t batch, float* sp) const {
+    const int64_t cols = side_weight.size(1), in_obs = obs_reg.size(1);
+    const float* w = side_weight.data_ptr<float>();
+    const float* bias = side_bias.data_ptr<float>();
+    const float* o = obs_reg.data_ptr<float>();
+    const float* xp = x.data_ptr<float>();
+    for (int64_t b = 0; b < batch; ++b) {
+      float* row = sp + b * cols;
+      std::copy(bias, bias + cols, row);
+      for (int64_t i = 0; i < in_obs; ++i) axpy(row, w + i * cols, o[b * in_obs + i], cols);
+      for (int64_t i = 0; i < fresh_len; ++i) {
+        axpy(row, w + (in_obs + i) * cols, xp[b * obs_dim + fresh_start + i], cols);
+      }
+    }
+  }
+
+  // the ReLUs, the residual adds and the head, on raw memory (what the ATen step does after its bmm)
+  at::Tensor raw_finish(at::Tensor& new_hidden, const at::Tensor& hidden, const float* sp, int64_t batch) const {
+    const int64_t width = hidden.size(2), rows = hidden.size(0), cols = side_weight.size(1);
+    const int64_t out = head_weight.size(1), head_at = n_pre * width;
+    float* nh = new_hidden.data_ptr<float>();
+    const float* h = hidden.data_ptr<float>();
+    for (int64_t i = n_pre * batch * width, n = rows * batch * width; i < n; ++i) nh[i] = std::max(nh[i], 0.0f);
+    for (int64_t r = 0; r < n_pre; ++r) {
+      for (int64_t b = 0; b < batch; ++b) {
+        float* dst = nh + (r * batch + b) * width;
+        const float* src = sp + b * cols + r * width;
+        for (int64_t j = 0; j < width; ++j) dst[j] = std::max(src[j], 0.0f);
+      }
+    }
+    for (size_t k = 0; k < res_row_list.size(); ++k) {
+      float* dst = nh + res_row_list[k] * batch * width;
+      axpy(dst, h + res_slot_list[k] * batch * width, 1.0f, batch * width);
+    }
+    auto head = at::empty({batch, out}, hidden.options());
+    float* hp = head.data_ptr<float>();
+    const float* wt = head_weight_t.data_ptr<float>();
+    const int64_t reg_len = head_weight.size(0);
+    // at batch 1 the registers the head reads in order (the last, or all) are one stretch of memory
+    const bool one_stretch = batch == 1 && (head_mode == 1 || head_mode == 2);
+    const float* stretch = h + (head_mode == 1 ? rows - 1 : 0) * width;
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t o = 0; o < out; ++o) {
+        float s = sp[b * cols + head_at + o];
+        if (one_stretch) {
+          hp[o] = s + dot(stretch, wt + o * reg_len, reg_len);
+          continue;
+        }
+        for (size_t k = 0; k < head_slots.size(); ++k) {
+          const int64_t slot = head_slots[k] < 0 ? rows - 1 : head_slots[k];
+          s += dot(h + (slot * batch + b) * width, wt + o * reg_len + k * width, width);
+        }
+        hp[b * out + o] = s;
+      }
+    }
+    return head;
+  }
 
   // None when the inputs are not what this step takes (not a flat float32 CPU observation of
   // obs_dim, or episode starts elsewhere): the caller then runs its Python step.
@@ -74,8 +190,25 @@ struct LeanStep {
       obs_reg = obs_reg * keep;
     }
     const int64_t batch = obs_reg.size(0), width = hidden.size(2), blocks = weights.size(0);
-    auto side_in = fresh_len > 0 ? at::cat({obs_reg, x.narrow(1, fresh_start, fresh_len)}, 1) : obs_reg;
-    auto side = at::addmm(side_bias, side_in, side_weight);
+    const bool raw = raw_ok && batch <= kRawBatch && plain_float(hidden) && plain_float(obs_reg) &&
+                     plain_float(x) && obs_reg.dim() == 2;
+    at::Tensor side;
+    thread_local std::vector<float> side_buffer;  // the raw side's memory when no tensor must hold it
+    float* side_raw = nullptr;
+    if (raw) {
+      const int64_t cols = side_weight.size(1);
+      if (bmm_reads_side) {
+        side = at::empty({batch, cols}, obs_reg.options());
+        side_raw = side.data_ptr<float>();
+      } else {
+        side_buffer.resize(batch * cols);
+        side_raw = side_buffer.data();
+      }
+      raw_side(obs_reg, x, batch, side_raw);
+    } else {
+      auto side_in = fresh_len > 0 ? at::cat({obs_reg, x.narrow(1, fresh_start, fresh_len)}, 1) : obs_reg;
+      side = at::addmm(side_bias, side_in, side_weight);
+    }
     const int64_t out = head_weight.size(1), head_end = n_pre * width + out;
     auto rows_bias = bmm_reads_side
         ? side.narrow(1, head_end, blocks * width).view({batch, blocks, width}).transpose(0, 1)
@@ -83,6 +216,10 @@ struct LeanStep {
     auto new_hidden = at::empty({hidden.size(0), batch, width}, hidden.options());
     auto tail = new_hidden.narrow(0, n_pre, blocks);
     at::baddbmm_out(tail, rows_bias, hidden.narrow(0, s0, blocks), weights);
+    if (raw) {
+      auto head = raw_finish(new_hidden, hidden, side_raw, batch);
+      return Step{head, new_hidden};
+    }
     at::relu_(tail);
     auto pre = new_hidden.narrow(0, 0, n_pre);
     at::clamp_min_out(pre, side.narrow(1, 0, n_pre * width).view({batch, n_pre, width}).transpose(0, 1), 0.0);
@@ -235,8 +372,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                              at::Tensor head_weight, at::Tensor head_index, at::Tensor res_rows,
                              at::Tensor res_slots, int64_t n_pre, int64_t s0, int64_t head_mode,
                              bool bmm_reads_side, int64_t fresh_start, int64_t fresh_len, int64_t obs_dim) {
-        return LeanStep{side_bias, side_weight, bmm_bias, weights, head_weight, head_index, res_rows, res_slots,
-                        n_pre, s0, head_mode, bmm_reads_side, fresh_start, fresh_len, obs_dim};
+        LeanStep s{side_bias, side_weight, bmm_bias, weights, head_weight, head_index, res_rows, res_slots,
+                   n_pre, s0, head_mode, bmm_reads_side, fresh_start, fresh_len, obs_dim};
+        s.init_raw();
+        return s;
       }))
       .def("__call__", &LeanStep::step, "one fused pipelined step: (hidden, observation register, "
            "observation, episode_start or None) -> (head, new hidden registers), or None for inputs it "

@@ -3,7 +3,8 @@
 At batch 1 on a CPU the fused step's batched matmul is fast enough that the Python around it
 shows: each torch call from Python costs about a microsecond of interpreter and argument
 parsing. Measured on an idle 2-core EPYC (8 layers, 256 wide, batch 1, one thread, chain): the
-Python step 1.68x its bare ``baddbmm``, the C++ step 1.25x (``benchmarks/results/inference_speedup.md``).
+Python step 1.68x its bare ``baddbmm``, the C++ step 1.25x; with its raw loops at batch 1-4
+(2026-12-05) 1.08x, and 1.21x with two threads (``benchmarks/results/inference_speedup.md``).
 
 The build needs a C++ compiler and ninja (the ``ninja`` wheel is a dependency); it takes
 about half a minute once per machine and torch version, then loads from torch's extension
@@ -53,7 +54,7 @@ def load() -> tuple[Callable | None, str]:
     try:
         from torch.utils.cpp_extension import load as build
 
-        module = build(name="lagless_fused_native", sources=[str(SOURCE)], extra_cflags=["-O2"],
+        module = build(name="lagless_fused_native", sources=[str(SOURCE)], extra_cflags=["-O3"],
                        verbose=False)
     except (RuntimeError, OSError, ImportError, subprocess.SubprocessError) as exc:  # acting goes on without it
         first = str(exc).strip().splitlines()
