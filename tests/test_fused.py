@@ -167,6 +167,24 @@ def test_native_step_equals_the_python_step(arch, space_name, batch):
     torch.testing.assert_close(s_native[0], s_python[0], rtol=1e-5, atol=1e-6)
 
 
+def test_native_step_reads_weights_changed_in_place():
+    """The raw small-batch step keeps a transposed copy of the head's weight: a change made in
+    place afterwards (as load_state_dict makes) must still reach the output."""
+    net = build_network("skip", SPACES["vector"], 3, layers=5, hidden=16, head_std=1.0).eval()
+    native, python = fuse(net, native=True), fuse(net, native=False)
+    assert native.runs_native
+    with torch.no_grad():
+        python.load_state_dict({k: v * 1.5 for k, v in native.state_dict().items()})
+        native.load_state_dict(python.state_dict())
+    x, starts = torch.rand(1, 6), torch.zeros(1, dtype=torch.bool)
+    s_native, s_python = native.initial_state(1), python.initial_state(1)
+    with torch.inference_mode():
+        for t in range(4):
+            y_native, s_native = native(x, s_native, starts)
+            y_python, s_python = python(x, s_python, starts)
+            torch.testing.assert_close(y_native, y_python, rtol=1e-5, atol=1e-6, msg=f"step {t}")
+
+
 def test_native_step_stays_float32_under_a_bf16_autocast():
     net = build_network("skip", SPACES["vector"], 3, layers=4, hidden=16, head_std=1.0).eval()
     native, python = fuse(net, native=True), fuse(net, native=False)

@@ -97,12 +97,14 @@ struct LeanStep {
   bool bmm_reads_side;
   int64_t fresh_start, fresh_len;  // the fresh last actions in the flat observation (length 0: none)
   int64_t obs_dim;
-  at::Tensor head_weight_t;  // [out, registers * width]: the head's weight, one output per row
+  at::Tensor head_weight_t;  // [out, registers * width]: a transposed copy of the head's weight
+  int64_t head_version = -1;  // head_weight's version when copied (-1: untracked, an inference tensor)
   std::vector<int64_t> head_slots, res_row_list, res_slot_list;  // the index tensors, read once
   bool raw_ok;               // the constants are plain float32 memory the raw step can read
 
   void init_raw() {
     head_weight_t = head_weight.t().contiguous();
+    if (!head_weight.is_inference()) head_version = head_weight._version();
     const int64_t slots = head_weight.size(0) / std::max<int64_t>(weights.size(2), 1);
     for (int64_t k = 0; k < slots; ++k) {
       head_slots.push_back(head_mode == 1 ? -1 : head_mode == 2 ? k : head_index[k].item<int64_t>());
@@ -190,8 +192,10 @@ struct LeanStep {
       obs_reg = obs_reg * keep;
     }
     const int64_t batch = obs_reg.size(0), width = hidden.size(2), blocks = weights.size(0);
+    // (a head weight changed in place since the copy, as load_state_dict does: ATen reads it live)
     const bool raw = raw_ok && batch <= kRawBatch && plain_float(hidden) && plain_float(obs_reg) &&
-                     plain_float(x) && obs_reg.dim() == 2;
+                     plain_float(x) && obs_reg.dim() == 2 &&
+                     (head_version < 0 || head_weight._version() == head_version);
     at::Tensor side;
     thread_local std::vector<float> side_buffer;  // the raw side's memory when no tensor must hold it
     float* side_raw = nullptr;
