@@ -165,7 +165,8 @@ def write_report(out: Path, md: Path, command: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", nargs="*", default=["HalfCheetah", "Hopper"], help="tasks, or all")
-    p.add_argument("--arch", nargs="*", default=list(COLUMNS), help="columns: " + ", ".join(COLUMNS))
+    p.add_argument("--arch", nargs="*", default=list(COLUMNS),
+                   help="columns: " + ", ".join(COLUMNS) + " ('bound' names 'instant obs+1', as in depth_tradeoff.py)")
     p.add_argument("--seeds", nargs="*", type=int, default=[1])
     p.add_argument("--steps", type=int, default=100_000, help="agent steps per run")
     p.add_argument("--eval-episodes", type=int, default=10)
@@ -182,10 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     md = args.md or args.out.with_suffix(".md")
     command = "python benchmarks/mujoco_delay.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.arch = ["instant obs+1" if a == "bound" else a for a in args.arch]
     if not args.report_only:
         bad = [c for c in args.arch if c not in COLUMNS]
         if bad:
-            sys.exit(f"unknown --arch {bad}: choose from {', '.join(COLUMNS)} (quote 'instant obs+1')")
+            sys.exit(f"unknown --arch {bad}: choose from {', '.join(COLUMNS)} (quote 'instant obs+1', or say 'bound')")
         done = {(r["env"], column(r), r["seed"], r["steps"]) for r in load_records(args.out)}
         suffix = "" if args.precision == "fp32" else f" {args.precision}"
         todo = [(env, col, seed) for env in resolve_envs(args.env) for col in args.arch for seed in args.seeds
