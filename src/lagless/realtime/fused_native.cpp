@@ -113,8 +113,7 @@ struct LeanStep {
       res_row_list.push_back(res_rows[k].item<int64_t>());
       res_slot_list.push_back(res_slots[k].item<int64_t>());
     }
-    raw_ok = plain_float(side_bias) && plain_float(side_weight) && plain_float(head_weight_t) &&
-             plain_float(weights) && head_mode >= 0 && head_mode <= 3;
+    raw_ok = plain_float(side_bias) && plain_float(side_weight) && plain_float(head_weight_t) && plain_float(weights);
   }
 
   // side = [observation register | fresh actions] @ side_weight + side_bias, row by row, into sp
@@ -197,18 +196,9 @@ struct LeanStep {
                      plain_float(x) && obs_reg.dim() == 2 &&
                      (head_version < 0 || head_weight._version() == head_version);
     at::Tensor side;
-    thread_local std::vector<float> side_buffer;  // the raw side's memory when no tensor must hold it
-    float* side_raw = nullptr;
     if (raw) {
-      const int64_t cols = side_weight.size(1);
-      if (bmm_reads_side) {
-        side = at::empty({batch, cols}, obs_reg.options());
-        side_raw = side.data_ptr<float>();
-      } else {
-        side_buffer.resize(batch * cols);
-        side_raw = side_buffer.data();
-      }
-      raw_side(obs_reg, x, batch, side_raw);
+      side = at::empty({batch, side_weight.size(1)}, obs_reg.options());
+      raw_side(obs_reg, x, batch, side.data_ptr<float>());
     } else {
       auto side_in = fresh_len > 0 ? at::cat({obs_reg, x.narrow(1, fresh_start, fresh_len)}, 1) : obs_reg;
       side = at::addmm(side_bias, side_in, side_weight);
@@ -221,7 +211,7 @@ struct LeanStep {
     auto tail = new_hidden.narrow(0, n_pre, blocks);
     at::baddbmm_out(tail, rows_bias, hidden.narrow(0, s0, blocks), weights);
     if (raw) {
-      auto head = raw_finish(new_hidden, hidden, side_raw, batch);
+      auto head = raw_finish(new_hidden, hidden, side.data_ptr<float>(), batch);
       return Step{head, new_hidden};
     }
     at::relu_(tail);
